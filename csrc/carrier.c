@@ -1,0 +1,99 @@
+/* The carrier: how an exception *instance*, or any exception at all, crosses
+ * into another thread through PyThreadState_SetAsyncExc, which only takes a
+ * class.
+ *
+ * inject() records the user's exception in the module's `pending` dict under
+ * the target's ident, then schedules the carrier class.  When the target
+ * thread next checks its eval breaker, CPython instantiates the scheduled
+ * class *in that thread* (Python/ceval_gil.c `_Py_HandlePending` calls
+ * `_PyErr_SetNone(tstate, exc)`, which creates the exception by calling the
+ * class, in Python/errors.c `_PyErr_CreateException`).  The carrier's tp_new
+ * therefore runs in the target thread: it takes its entry out of `pending`
+ * and hands over the user's exception (instantiating a class without
+ * arguments, as CPython itself would).
+ *
+ * How it hands it over depends on the CPython version (checked at run time,
+ * since one abi3 build serves several):
+ *   - 3.11+: return the instance.  3.12+ `_PyErr_SetObject` normalises at
+ *     once and takes the type from the instance; 3.11 keeps only the value on
+ *     the stack, so `except TheirType` and sys.exc_info() see their type.
+ *     Raising instead would make 3.12+ attach a "Normalization failed" note.
+ *   - 3.9 and 3.10: raise the instance.  Returning it would leave the carrier
+ *     as the exception *type* (`PyErr_NormalizeException` keeps the type when
+ *     the value is not an instance of it), so `except TheirType` would not
+ *     match.  Raising makes normalisation restart from the instance's type.
+ * Both paths keep implicit chaining: the instance's __context__ is the
+ * exception the target was handling, if any.
+ */
+#include "carrier.h"
+
+static PyObject *
+carrier_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(kwargs))
+{
+    core_state *st = (core_state *)PyType_GetModuleState(type);
+    if (st == NULL) {
+        return NULL;
+    }
+    PyObject *key = PyLong_FromUnsignedLong(PyThread_get_thread_ident());
+    if (key == NULL) {
+        return NULL;
+    }
+    TI_PENDING_LOCK(st);
+    PyObject *exc = ti_dict_pop(st->pending, key);
+    TI_PENDING_UNLOCK(st);
+    Py_DECREF(key);
+    if (exc == NULL) {
+        if (!PyErr_Occurred()) {
+            /* Only reachable when cancel() withdrew the entry after CPython
+             * had already taken the carrier for delivery (a window that
+             * exists on 3.9-3.11 between scheduling and normalisation), or
+             * when someone calls this private class directly. */
+            PyErr_SetString(PyExc_RuntimeError,
+                            "threadinject: the exception injected into this "
+                            "thread was cancelled while it was being delivered");
+        }
+        return NULL;
+    }
+    if (PyExceptionClass_Check(exc)) {
+        PyObject *instance = PyObject_CallNoArgs(exc);
+        Py_DECREF(exc);
+        if (instance == NULL) {
+            return NULL;
+        }
+        if (!PyExceptionInstance_Check(instance)) {
+            PyErr_Format(PyExc_TypeError,
+                         "calling the injected exception class should have "
+                         "returned a BaseException instance, not %R", instance);
+            Py_DECREF(instance);
+            return NULL;
+        }
+        exc = instance;
+    }
+    if (st->deliver_by_raising) {
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+        Py_DECREF(exc);
+        return NULL;
+    }
+    return exc;
+}
+
+static PyType_Slot carrier_slots[] = {
+    {Py_tp_new, (void *)carrier_new},
+    {Py_tp_doc, (void *)"Private: delivers an exception injected by threadinject "
+                        "in the thread that receives it."},
+    {0, NULL},
+};
+
+static PyType_Spec carrier_spec = {
+    .name = "threadinject._core.InjectedException",
+    .basicsize = 0,           /* inherit BaseException's layout */
+    .itemsize = 0,
+    .flags = Py_TPFLAGS_DEFAULT,   /* not subclassable */
+    .slots = carrier_slots,
+};
+
+PyObject *
+ti_carrier_type_new(PyObject *module)
+{
+    return PyType_FromModuleAndSpec(module, &carrier_spec, PyExc_BaseException);
+}

@@ -1,0 +1,10 @@
+#ifndef THREADINJECT_CARRIER_H
+#define THREADINJECT_CARRIER_H
+
+#include "state.h"
+
+/* Create the carrier type for `module` (whose state must already hold the
+ * pending dict).  Returns a new reference or NULL with an exception set. */
+PyObject *ti_carrier_type_new(PyObject *module);
+
+#endif /* THREADINJECT_CARRIER_H */

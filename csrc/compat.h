@@ -1,0 +1,49 @@
+/* Differences between the CPython builds threadinject._core is compiled for,
+ * kept here so that the logic in the other files reads the same everywhere.
+ *
+ *   - GIL builds of 3.10+ compile against the limited API (Py_LIMITED_API is
+ *     set by setup.py), so one abi3 wheel serves 3.10 and every later release.
+ *   - 3.9 and free-threaded builds (3.13t+) use the full API; a free-threaded
+ *     build cannot use the limited API at all.
+ */
+#ifndef THREADINJECT_COMPAT_H
+#define THREADINJECT_COMPAT_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+/* Which build is this?  Py_GIL_DISABLED is defined by pyconfig.h on
+ * free-threaded builds (3.13+). */
+#ifdef Py_GIL_DISABLED
+#  define TI_FREE_THREADED 1
+#else
+#  define TI_FREE_THREADED 0
+#endif
+
+/* Remove `key` from `dict` and return its value as a new reference, NULL
+ * without an exception if it was absent, NULL with an exception on error.
+ * PyDict_Pop is 3.13+ and not in the limited API we target. */
+static inline PyObject *
+ti_dict_pop(PyObject *dict, PyObject *key)
+{
+    PyObject *value = PyDict_GetItemWithError(dict, key);   /* borrowed */
+    if (value == NULL) {
+        return NULL;
+    }
+    Py_INCREF(value);
+    if (PyDict_DelItem(dict, key) < 0) {
+        Py_DECREF(value);
+        return NULL;
+    }
+    return value;
+}
+
+/* The qualified name of `obj`'s type, as a new reference to a str (for error
+ * messages; tp_name is not part of the limited API). */
+static inline PyObject *
+ti_type_name(PyObject *obj)
+{
+    return PyObject_GetAttrString((PyObject *)Py_TYPE(obj), "__qualname__");
+}
+
+#endif /* THREADINJECT_COMPAT_H */

@@ -1,0 +1,376 @@
+/* inject(), cancel() and pending(): find the target thread and set, clear or
+ * read its pending exception.
+ *
+ * Thread idents are recycled by the OS as soon as a thread exits, so an
+ * injection aimed at a threading.Thread must not land in a newer thread that
+ * got the same ident.  A Thread's OS thread cannot have exited while the
+ * Thread is still registered in threading._active (or, while starting, in
+ * threading._limbo): it removes itself in Thread._delete() before it ends.
+ * So each call checks the registration and calls PyThreadState_SetAsyncExc
+ * as one step that the target cannot interleave with:
+ *   - with a GIL, that step runs no Python code (dict look-ups with int keys,
+ *     identity comparisons, no object is freed: references that might be the
+ *     last are dropped after it), so the GIL is never released inside it;
+ *   - on free-threaded builds it runs holding threading._active_limbo_lock,
+ *     which Thread._delete() needs to unregister (Lib/threading.py, 3.13-3.15).
+ */
+#include "inject.h"
+
+/* What a `thread` argument resolved to. */
+typedef struct {
+    PyObject *thread;        /* the Thread object (borrowed), or NULL for an ident */
+    PyObject *key;           /* new reference: the ident as an exact int */
+    unsigned long ident;
+} target;
+
+static int
+not_found(core_state *st, PyObject *thread, const char *why)
+{
+    PyErr_Format(st->not_found_error, "thread=%R %s", thread, why);
+    return -1;
+}
+
+/* Resolve the `thread` argument of `fname`.  Returns 0, or -1 with an
+ * exception set (TypeError, ValueError or ThreadNotFoundError). */
+static int
+target_from_arg(core_state *st, PyObject *arg, const char *fname, target *t)
+{
+    t->thread = NULL;
+    t->key = NULL;
+    if (PyLong_Check(arg) && !PyBool_Check(arg)) {
+        t->ident = PyLong_AsUnsignedLong(arg);
+        if (t->ident == (unsigned long)-1 && PyErr_Occurred()) {
+            if (!PyErr_ExceptionMatches(PyExc_OverflowError)) {
+                return -1;
+            }
+            PyErr_Clear();
+            PyErr_Format(PyExc_ValueError,
+                         "%s() argument 'thread' must be a thread ident between "
+                         "0 and %lu, not %R", fname, (unsigned long)-1, arg);
+            return -1;
+        }
+        /* int subclasses may hash in Python code: key the dict with a plain int */
+        t->key = PyLong_CheckExact(arg) ? Py_NewRef(arg) : PyLong_FromUnsignedLong(t->ident);
+        return t->key == NULL ? -1 : 0;
+    }
+    if (!PyBool_Check(arg) && PyObject_TypeCheck(arg, (PyTypeObject *)st->thread_type)) {
+        PyObject *ident = PyObject_GetAttr(arg, st->str_ident);
+        if (ident == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
+                return -1;
+            }
+            PyErr_Clear();
+            return not_found(st, arg, "has not been started (Thread.__init__() was not called)");
+        }
+        if (ident == Py_None) {
+            Py_DECREF(ident);
+            return not_found(st, arg, "has not been started");
+        }
+        if (!PyLong_CheckExact(ident)) {
+            PyErr_Format(PyExc_TypeError,
+                         "%s() argument 'thread': its _ident must be an int, not %R",
+                         fname, ident);
+            Py_DECREF(ident);
+            return -1;
+        }
+        t->ident = PyLong_AsUnsignedLong(ident);
+        if (t->ident == (unsigned long)-1 && PyErr_Occurred()) {
+            Py_DECREF(ident);
+            return -1;
+        }
+        t->thread = arg;
+        t->key = ident;
+        return 0;
+    }
+    PyObject *name = ti_type_name(arg);
+    if (name != NULL) {
+        PyErr_Format(PyExc_TypeError,
+                     "%s() argument 'thread' must be a threading.Thread or an "
+                     "int thread ident, not %U", fname, name);
+        Py_DECREF(name);
+    }
+    return -1;
+}
+
+/* 1 if the Thread is registered as running (always 1 for a raw ident: then
+ * PyThreadState_SetAsyncExc is the test), 0 if not, -1 on error.  Runs no
+ * Python code: the keys of _active are exact ints and the values are only
+ * compared by identity. */
+static int
+registered(core_state *st, const target *t)
+{
+    if (t->thread == NULL) {
+        return 1;
+    }
+    PyObject *running = PyDict_GetItemWithError(st->active, t->key);   /* borrowed */
+    if (running == t->thread) {
+        return 1;
+    }
+    if (running == NULL && PyErr_Occurred()) {
+        return -1;
+    }
+    /* Between Thread._set_ident() and its registration in _active, a
+     * starting thread is in _limbo ({Thread: Thread}); it is short. */
+    Py_ssize_t pos = 0;
+    PyObject *key, *value;
+    while (PyDict_Next(st->limbo, &pos, &key, &value)) {
+        if (value == t->thread) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+#if TI_FREE_THREADED
+/* Take threading._active_limbo_lock (looked up each time: threading rebinds
+ * it after fork).  Returns the lock (a new reference) or NULL on error. */
+static PyObject *
+registry_lock(core_state *st, const target *t)
+{
+    if (t->thread == NULL) {
+        return Py_NewRef(Py_None);
+    }
+    PyObject *lock = PyObject_GetAttrString(st->threading, "_active_limbo_lock");
+    if (lock == NULL) {
+        return NULL;
+    }
+    PyObject *res = PyObject_CallMethod(lock, "acquire", NULL);
+    if (res == NULL) {
+        Py_DECREF(lock);
+        return NULL;
+    }
+    Py_DECREF(res);
+    return lock;
+}
+
+static int
+registry_unlock(PyObject *lock)
+{
+    int rc = 0;
+    if (lock != Py_None) {
+        PyObject *res = PyObject_CallMethod(lock, "release", NULL);
+        rc = res == NULL ? -1 : 0;
+        Py_XDECREF(res);
+    }
+    Py_DECREF(lock);
+    return rc;
+}
+#endif
+
+/* The step described at the top of this file: if the target is running,
+ * make `exc` (or nothing, for exc == NULL) its pending injection.
+ * Returns 1 on success, 0 if the target is not running, -1 on error.
+ * *previous receives the entry it replaced (a new reference or NULL): the
+ * caller drops it once the step is over, as it may be the last reference. */
+static int
+set_pending(core_state *st, const target *t, PyObject *exc, PyObject **previous)
+{
+    *previous = NULL;
+#if TI_FREE_THREADED
+    PyObject *lock = registry_lock(st, t);
+    if (lock == NULL) {
+        return -1;
+    }
+#endif
+    int rc = registered(st, t);
+    if (rc == 1) {
+        TI_PENDING_LOCK(st);
+        *previous = ti_dict_pop(st->pending, t->key);
+        if (*previous == NULL && PyErr_Occurred()) {
+            rc = -1;
+        }
+        else if (exc != NULL && PyDict_SetItem(st->pending, t->key, exc) < 0) {
+            rc = -1;
+        }
+        else if (PyThreadState_SetAsyncExc(t->ident, exc == NULL ? NULL : st->carrier) == 0) {
+            rc = 0;
+            if (exc != NULL && PyDict_DelItem(st->pending, t->key) < 0) {
+                rc = -1;
+            }
+        }
+        TI_PENDING_UNLOCK(st);
+    }
+#if TI_FREE_THREADED
+    if (registry_unlock(lock) < 0) {
+        rc = -1;
+    }
+#endif
+    return rc;
+}
+
+/* sys._current_frames(): {ident: frame} for every thread of the interpreter,
+ * as a new reference. */
+static PyObject *
+current_frames(void)
+{
+    PyObject *func = PySys_GetObject("_current_frames");   /* borrowed */
+    if (func == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "sys._current_frames is missing");
+        return NULL;
+    }
+    return PyObject_CallNoArgs(func);
+}
+
+/* 1 if a thread of this interpreter has the ident `key`, 0 if not, -1 on error.
+ * (Only pending() needs this: inject() and cancel() learn it from
+ * PyThreadState_SetAsyncExc.) */
+static int
+ident_is_live(PyObject *key)
+{
+    PyObject *live = current_frames();
+    if (live == NULL) {
+        return -1;
+    }
+    int rc = PyDict_Contains(live, key);
+    Py_DECREF(live);
+    return rc;
+}
+
+/* Drop the entries of threads that ended before receiving their injection
+ * (their idents are no longer in sys._current_frames()).  Called when
+ * `pending` has grown past st->sweep_at, so its cost is amortised. */
+static int
+sweep(core_state *st)
+{
+    PyObject *live = current_frames();
+    if (live == NULL) {
+        return -1;
+    }
+    PyObject *dropped = PyList_New(0);
+    if (dropped == NULL) {
+        Py_DECREF(live);
+        return -1;
+    }
+    int rc = 0;
+    TI_PENDING_LOCK(st);
+    PyObject *keys = PyDict_Keys(st->pending);
+    if (keys == NULL) {
+        rc = -1;
+    }
+    for (Py_ssize_t i = 0; rc == 0 && i < PyList_Size(keys); i++) {
+        PyObject *key = PyList_GetItem(keys, i);   /* borrowed */
+        int alive = PyDict_Contains(live, key);
+        if (alive < 0) {
+            rc = -1;
+        }
+        else if (!alive) {
+            PyObject *exc = ti_dict_pop(st->pending, key);
+            if (exc == NULL) {
+                rc = PyErr_Occurred() ? -1 : 0;
+            }
+            else {
+                rc = PyList_Append(dropped, exc);
+                Py_DECREF(exc);   /* `dropped` keeps it until the lock is released */
+            }
+        }
+    }
+    Py_ssize_t left = PyDict_Size(st->pending);
+    TI_PENDING_UNLOCK(st);
+    st->sweep_at = left < 32 ? 64 : 2 * left;
+    Py_XDECREF(keys);
+    Py_DECREF(dropped);
+    Py_DECREF(live);
+    return rc;
+}
+
+static int
+check_nargs(const char *fname, Py_ssize_t nargs, Py_ssize_t expected, const char *names)
+{
+    if (nargs == expected) {
+        return 0;
+    }
+    PyErr_Format(PyExc_TypeError, "%s() takes %zd positional argument%s (%s) but %zd %s given",
+                 fname, expected, expected == 1 ? "" : "s", names, nargs,
+                 nargs == 1 ? "was" : "were");
+    return -1;
+}
+
+PyObject *
+ti_inject(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    core_state *st = (core_state *)PyModule_GetState(module);
+    if (check_nargs("inject", nargs, 2, "thread, exc") < 0) {
+        return NULL;
+    }
+    PyObject *exc = args[1];
+    if (!PyExceptionClass_Check(exc) && !PyExceptionInstance_Check(exc)) {
+        PyObject *name = ti_type_name(exc);
+        if (name != NULL) {
+            PyErr_Format(PyExc_TypeError,
+                         "inject() argument 'exc' must be a BaseException subclass "
+                         "or instance, not %U", name);
+            Py_DECREF(name);
+        }
+        return NULL;
+    }
+    target t;
+    if (target_from_arg(st, args[0], "inject", &t) < 0) {
+        return NULL;
+    }
+    if (PyDict_Size(st->pending) >= st->sweep_at && sweep(st) < 0) {
+        Py_DECREF(t.key);
+        return NULL;
+    }
+    PyObject *previous;
+    int rc = set_pending(st, &t, exc, &previous);
+    Py_XDECREF(previous);
+    if (rc == 0) {
+        not_found(st, args[0], t.thread == NULL ? "is not the ident of a running thread"
+                                                : "is not running (it has finished)");
+    }
+    Py_DECREF(t.key);
+    return rc == 1 ? Py_NewRef(Py_None) : NULL;
+}
+
+PyObject *
+ti_cancel(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    core_state *st = (core_state *)PyModule_GetState(module);
+    if (check_nargs("cancel", nargs, 1, "thread") < 0) {
+        return NULL;
+    }
+    target t;
+    if (target_from_arg(st, args[0], "cancel", &t) < 0) {
+        return NULL;
+    }
+    PyObject *previous;
+    int rc = set_pending(st, &t, NULL, &previous);
+    int was_pending = previous != NULL;
+    Py_XDECREF(previous);
+    if (rc == 0) {
+        not_found(st, args[0], t.thread == NULL ? "is not the ident of a running thread"
+                                                : "is not running (it has finished)");
+    }
+    Py_DECREF(t.key);
+    return rc == 1 ? PyBool_FromLong(was_pending) : NULL;
+}
+
+PyObject *
+ti_pending(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    core_state *st = (core_state *)PyModule_GetState(module);
+    if (check_nargs("pending", nargs, 1, "thread") < 0) {
+        return NULL;
+    }
+    target t;
+    if (target_from_arg(st, args[0], "pending", &t) < 0) {
+        return NULL;
+    }
+    PyObject *result = NULL;
+    int rc = t.thread == NULL ? ident_is_live(t.key) : registered(st, &t);
+    if (rc == 1) {
+        TI_PENDING_LOCK(st);
+        result = PyDict_GetItemWithError(st->pending, t.key);   /* borrowed */
+        Py_XINCREF(result);
+        TI_PENDING_UNLOCK(st);
+        if (result == NULL && !PyErr_Occurred()) {
+            result = Py_NewRef(Py_None);
+        }
+    }
+    else if (rc == 0) {
+        not_found(st, args[0], t.thread == NULL ? "is not the ident of a running thread"
+                                                : "is not running (it has finished)");
+    }
+    Py_DECREF(t.key);
+    return result;
+}

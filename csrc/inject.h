@@ -1,0 +1,13 @@
+#ifndef THREADINJECT_INJECT_H
+#define THREADINJECT_INJECT_H
+
+#include "state.h"
+
+/* inject(thread, exc, /) -> None */
+PyObject *ti_inject(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+/* cancel(thread, /) -> bool */
+PyObject *ti_cancel(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+/* pending(thread, /) -> exception class or instance, or None */
+PyObject *ti_pending(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+
+#endif /* THREADINJECT_INJECT_H */

@@ -1,0 +1,161 @@
+/* threadinject._core: module initialisation and the method table.
+ * The functions themselves are in inject.c; the carrier type in carrier.c. */
+#include "carrier.h"
+#include "inject.h"
+
+PyDoc_STRVAR(inject_doc,
+"inject(thread, exc, /)\n--\n\n"
+"Schedule exception `exc` (a BaseException subclass or instance) to be raised\n"
+"in `thread` (a threading.Thread or an int ident) at its next bytecode check.\n"
+"A later injection into the same thread replaces one not yet raised.");
+PyDoc_STRVAR(cancel_doc,
+"cancel(thread, /)\n--\n\n"
+"Withdraw the exception pending for `thread`; return whether one was pending.");
+PyDoc_STRVAR(pending_doc,
+"pending(thread, /)\n--\n\n"
+"The exception class or instance injected into `thread` and not yet raised, or None.");
+
+static PyMethodDef core_methods[] = {
+    {"inject", (PyCFunction)(void (*)(void))ti_inject, METH_FASTCALL, inject_doc},
+    {"cancel", (PyCFunction)(void (*)(void))ti_cancel, METH_FASTCALL, cancel_doc},
+    {"pending", (PyCFunction)(void (*)(void))ti_pending, METH_FASTCALL, pending_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+/* Store a new reference to `module.name` in *slot, checking its type with
+ * `check` (NULL: any object). */
+static int
+import_attr(PyObject *module, const char *name, int (*check)(PyObject *),
+            const char *what, PyObject **slot)
+{
+    PyObject *value = PyObject_GetAttrString(module, name);
+    if (value == NULL) {
+        return -1;
+    }
+    if (check != NULL && !check(value)) {
+        PyErr_Format(PyExc_ImportError, "threadinject: %R.%s is not %s", module, name, what);
+        Py_DECREF(value);
+        return -1;
+    }
+    *slot = value;
+    return 0;
+}
+
+static int is_type(PyObject *o) { return PyType_Check(o); }
+static int is_dict(PyObject *o) { return PyDict_Check(o); }
+static int is_exception_class(PyObject *o) { return PyExceptionClass_Check(o); }
+
+static int
+core_exec(PyObject *module)
+{
+    core_state *st = (core_state *)PyModule_GetState(module);
+    st->sweep_at = 64;
+
+    st->threading = PyImport_ImportModule("threading");
+    if (st->threading == NULL
+        || import_attr(st->threading, "Thread", is_type, "a class", &st->thread_type) < 0
+        || import_attr(st->threading, "_active", is_dict, "a dict", &st->active) < 0
+        || import_attr(st->threading, "_limbo", is_dict, "a dict", &st->limbo) < 0) {
+        return -1;
+    }
+    PyObject *errors = PyImport_ImportModule("threadinject._errors");
+    if (errors == NULL) {
+        return -1;
+    }
+    int rc = import_attr(errors, "ThreadNotFoundError", is_exception_class,
+                         "an exception class", &st->not_found_error);
+    Py_DECREF(errors);
+    if (rc < 0) {
+        return -1;
+    }
+
+    /* The running interpreter's version, not the headers': an abi3 build of
+     * this module runs on several. */
+    PyObject *hexversion = PySys_GetObject("hexversion");   /* borrowed */
+    long version = hexversion == NULL ? -1 : PyLong_AsLong(hexversion);
+    if (version == -1) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_ImportError, "threadinject: sys.hexversion is missing");
+        }
+        return -1;
+    }
+    st->deliver_by_raising = version < 0x030B0000;
+
+    st->str_ident = PyUnicode_InternFromString("_ident");
+    st->pending = PyDict_New();
+    if (st->str_ident == NULL || st->pending == NULL) {
+        return -1;
+    }
+    st->carrier = ti_carrier_type_new(module);
+    if (st->carrier == NULL) {
+        return -1;
+    }
+    return 0;
+}
+
+static int
+core_traverse(PyObject *module, visitproc visit, void *arg)
+{
+    core_state *st = (core_state *)PyModule_GetState(module);
+    Py_VISIT(st->carrier);
+    Py_VISIT(st->pending);
+    Py_VISIT(st->threading);
+    Py_VISIT(st->thread_type);
+    Py_VISIT(st->active);
+    Py_VISIT(st->limbo);
+    Py_VISIT(st->not_found_error);
+    return 0;
+}
+
+static int
+core_clear(PyObject *module)
+{
+    core_state *st = (core_state *)PyModule_GetState(module);
+    Py_CLEAR(st->carrier);
+    Py_CLEAR(st->pending);
+    Py_CLEAR(st->threading);
+    Py_CLEAR(st->thread_type);
+    Py_CLEAR(st->active);
+    Py_CLEAR(st->limbo);
+    Py_CLEAR(st->not_found_error);
+    Py_CLEAR(st->str_ident);
+    return 0;
+}
+
+static void
+core_free(void *module)
+{
+    core_clear((PyObject *)module);
+}
+
+static PyModuleDef_Slot core_slots[] = {
+    {Py_mod_exec, (void *)core_exec},
+#if !defined(Py_LIMITED_API) && PY_VERSION_HEX >= 0x030C0000
+    /* all state is per module object: safe with a per-interpreter GIL */
+    {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
+#endif
+#if TI_FREE_THREADED
+    /* `pending` is guarded by its own mutex and registration is checked under
+     * threading._active_limbo_lock (inject.c): no need for the GIL. */
+    {Py_mod_gil, Py_MOD_GIL_NOT_USED},
+#endif
+    {0, NULL},
+};
+
+static struct PyModuleDef core_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "threadinject._core",
+    .m_doc = "C backend of threadinject: PyThreadState_SetAsyncExc without ctypes.",
+    .m_size = sizeof(core_state),
+    .m_methods = core_methods,
+    .m_slots = core_slots,
+    .m_traverse = core_traverse,
+    .m_clear = core_clear,
+    .m_free = core_free,
+};
+
+PyMODINIT_FUNC
+PyInit__core(void)
+{
+    return PyModuleDef_Init(&core_module);
+}

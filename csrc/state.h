@@ -1,0 +1,49 @@
+/* Module state of threadinject._core: everything the module keeps between
+ * calls lives here (no static globals), so the module can be loaded into
+ * several interpreters. */
+#ifndef THREADINJECT_STATE_H
+#define THREADINJECT_STATE_H
+
+#include "compat.h"
+
+typedef struct {
+    /* The private BaseException subclass that PyThreadState_SetAsyncExc is
+     * given for every injection; see carrier.c. */
+    PyObject *carrier;
+    /* The pending injections: {ident (int): exception class or instance}.
+     * An entry is added by inject(), removed when the target thread receives
+     * it (carrier.c), or by cancel(), or replaced by a later inject(). */
+    PyObject *pending;
+    /* Above this many entries, inject() drops the entries of threads that
+     * ended before they received their exception. */
+    Py_ssize_t sweep_at;
+    /* threading.Thread, threading._active ({ident: Thread} for running
+     * threads) and threading._limbo (threads being started). threading
+     * mutates both dicts in place, even after fork, and never rebinds them. */
+    PyObject *threading;
+    PyObject *thread_type;
+    PyObject *active;
+    PyObject *limbo;
+    /* threadinject.ThreadNotFoundError */
+    PyObject *not_found_error;
+    /* interned "_ident", the attribute where Thread keeps its ident */
+    PyObject *str_ident;
+    /* Whether the carrier hands the exception over by raising it (CPython
+     * < 3.11) rather than returning it (3.11+); see carrier.c. */
+    int deliver_by_raising;
+#if TI_FREE_THREADED
+    /* Serialises every access to `pending` (free-threaded builds only: with
+     * a GIL, the code that touches it runs no Python code and so is atomic). */
+    PyMutex pending_lock;
+#endif
+} core_state;
+
+#if TI_FREE_THREADED
+#  define TI_PENDING_LOCK(st)   PyMutex_Lock(&(st)->pending_lock)
+#  define TI_PENDING_UNLOCK(st) PyMutex_Unlock(&(st)->pending_lock)
+#else
+#  define TI_PENDING_LOCK(st)   ((void)0)
+#  define TI_PENDING_UNLOCK(st) ((void)0)
+#endif
+
+#endif /* THREADINJECT_STATE_H */

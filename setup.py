@@ -1,0 +1,65 @@
+"""Declares the C extension threadinject._core; metadata is in pyproject.toml.
+
+GIL builds of CPython 3.10+ compile it against the limited API and tag the
+wheel cp310-abi3 (one wheel for 3.10 and every later release); 3.9 and the
+free-threaded builds get version-specific wheels.  If the compiler fails, the
+package installs without the extension and uses its ctypes backend, unless
+THREADINJECT_REQUIRE_EXTENSION=1 (as in CI and wheel builds).
+"""
+
+import os
+import sys
+import sysconfig
+from glob import glob
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+REQUIRE_EXTENSION = os.environ.get("THREADINJECT_REQUIRE_EXTENSION", "") not in ("", "0")
+FREE_THREADED = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+CPYTHON = sys.implementation.name == "cpython"
+LIMITED_API = CPYTHON and not FREE_THREADED and sys.version_info >= (3, 10)
+
+
+class OptionalBuildExt(build_ext):
+    """build_ext that warns instead of failing, unless the extension is required."""
+
+    def run(self):
+        try:
+            super().run()
+        except Exception as exc:  # distutils raises several unrelated types here
+            self._give_up(exc)
+
+    def build_extension(self, ext):
+        try:
+            super().build_extension(ext)
+        except Exception as exc:
+            self._give_up(exc)
+
+    def _give_up(self, exc):
+        if REQUIRE_EXTENSION:
+            raise exc
+        sys.stderr.write(
+            f"WARNING: threadinject's C extension was not built ({exc}); "
+            "the ctypes backend will be used.\n"
+        )
+
+
+ext_modules = []
+if CPYTHON:
+    ext_modules.append(
+        Extension(
+            "threadinject._core",
+            sources=sorted(glob("csrc/*.c")),
+            depends=sorted(glob("csrc/*.h")),
+            define_macros=[("Py_LIMITED_API", "0x030A0000")] if LIMITED_API else [],
+            py_limited_api=LIMITED_API,
+            extra_compile_args=[] if os.name == "nt" else ["-std=c11", "-Wall", "-Wextra", "-Wno-missing-field-initializers"],
+        )
+    )
+
+setup(
+    ext_modules=ext_modules,
+    cmdclass={"build_ext": OptionalBuildExt},
+    options={"bdist_wheel": {"py_limited_api": "cp310"}} if LIMITED_API else {},
+)

@@ -1,0 +1,164 @@
+"""Pure-Python backend: the same primitives as the C extension, through ctypes.
+
+Used where ``threadinject._core`` cannot be built or loaded (PyPy has no
+``PyThreadState_SetAsyncExc`` and is refused below), or when
+``THREADINJECT_PURE_PYTHON=1``.  It follows ``csrc/`` step by step; the
+comments there explain the why.  Differences:
+
+* registration is checked and the exception scheduled while holding
+  ``threading._active_limbo_lock`` (Python code can switch threads anywhere);
+* on CPython 3.9 and 3.10 the carrier raises the instance from a Python
+  ``__new__``, so the traceback of an injected exception ends with one frame
+  of this module.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import sys
+import threading
+from typing import Optional, Type, Union
+
+from ._errors import ThreadNotFoundError
+
+__all__ = ["inject", "cancel", "pending"]
+
+if sys.implementation.name != "cpython":  # pragma: no cover - CPython runs the suite
+    raise ImportError(f"threadinject needs CPython's C API, not {sys.implementation.name}")
+
+# Function objects of our own: ``pythonapi[name]`` makes a new one on every
+# call, where ``pythonapi.name`` returns a shared, cached one whose argtypes
+# other code in the process may rely on.
+_set_async_exc = ctypes.pythonapi["PyThreadState_SetAsyncExc"]
+_set_async_exc.argtypes = (ctypes.c_ulong, ctypes.py_object)
+_set_async_exc.restype = ctypes.c_int
+_clear_async_exc = ctypes.pythonapi["PyThreadState_SetAsyncExc"]
+_clear_async_exc.argtypes = (ctypes.c_ulong, ctypes.c_void_p)  # None -> NULL
+_clear_async_exc.restype = ctypes.c_int
+
+_MAX_IDENT = 2 ** (8 * ctypes.sizeof(ctypes.c_ulong)) - 1
+_DELIVER_BY_RAISING = sys.version_info < (3, 11)
+
+ExcArg = Union[BaseException, Type[BaseException]]
+
+# {ident: exception class or instance} injected and not yet received.
+_pending: dict[int, ExcArg] = {}
+_sweep_at = 64
+# Serialises the injectors (the receiving thread only pops, atomically).
+_lock = threading.Lock()
+
+
+class InjectedException(BaseException):
+    """Private: delivers an exception injected by threadinject."""
+
+    def __new__(cls, *args: object) -> BaseException:  # type: ignore[misc]
+        exc = _pending.pop(threading.get_ident(), None)
+        if exc is None:
+            raise RuntimeError(
+                "threadinject: the exception injected into this thread was "
+                "cancelled while it was being delivered"
+            )
+        if isinstance(exc, type):
+            exc = exc()
+            if not isinstance(exc, BaseException):
+                raise TypeError(
+                    "calling the injected exception class should have returned "
+                    f"a BaseException instance, not {exc!r}"
+                )
+        if _DELIVER_BY_RAISING:
+            raise exc
+        return exc
+
+
+def _target(thread: object, fname: str) -> tuple[Optional[threading.Thread], int]:
+    if isinstance(thread, int) and not isinstance(thread, bool):
+        if not 0 <= thread <= _MAX_IDENT:
+            raise ValueError(
+                f"{fname}() argument 'thread' must be a thread ident between 0 and "
+                f"{_MAX_IDENT}, not {thread!r}"
+            )
+        return None, int(thread)
+    if isinstance(thread, threading.Thread):
+        try:
+            ident = thread._ident  # type: ignore[attr-defined]
+        except AttributeError:
+            raise ThreadNotFoundError(
+                f"thread={thread!r} has not been started (Thread.__init__() was not called)"
+            ) from None
+        if ident is None:
+            raise ThreadNotFoundError(f"thread={thread!r} has not been started")
+        return thread, ident
+    raise TypeError(
+        f"{fname}() argument 'thread' must be a threading.Thread or an int "
+        f"thread ident, not {type(thread).__qualname__}"
+    )
+
+
+def _registered(thread: Optional[threading.Thread], ident: int) -> bool:
+    if thread is None:
+        return True
+    active = threading._active  # type: ignore[attr-defined]
+    limbo = threading._limbo  # type: ignore[attr-defined]
+    return active.get(ident) is thread or any(t is thread for t in limbo.values())
+
+
+def _not_found(thread: object, is_thread: bool) -> ThreadNotFoundError:
+    why = "is not running (it has finished)" if is_thread else "is not the ident of a running thread"
+    return ThreadNotFoundError(f"thread={thread!r} {why}")
+
+
+def _set_pending(thread: Optional[threading.Thread], ident: int, exc: Optional[ExcArg]) -> tuple[bool, Optional[ExcArg]]:
+    """Returns (target found, the entry replaced)."""
+    with threading._active_limbo_lock, _lock:  # type: ignore[attr-defined]
+        if not _registered(thread, ident):
+            return False, None
+        previous = _pending.pop(ident, None)
+        if exc is None:
+            found = _clear_async_exc(ident, None) != 0
+        else:
+            _pending[ident] = exc
+            found = _set_async_exc(ident, InjectedException) != 0
+            if not found:
+                del _pending[ident]
+        return found, previous
+
+
+def _sweep() -> None:
+    global _sweep_at
+    live = sys._current_frames()
+    with _lock:
+        for ident in [i for i in _pending if i not in live]:
+            del _pending[ident]
+        left = len(_pending)
+    _sweep_at = 64 if left < 32 else 2 * left
+
+
+def inject(thread: Union[threading.Thread, int], exc: ExcArg, /) -> None:
+    if not (isinstance(exc, BaseException)
+            or (isinstance(exc, type) and issubclass(exc, BaseException))):
+        raise TypeError(
+            "inject() argument 'exc' must be a BaseException subclass or instance, "
+            f"not {type(exc).__qualname__}"
+        )
+    target, ident = _target(thread, "inject")
+    if len(_pending) >= _sweep_at:
+        _sweep()
+    found, _ = _set_pending(target, ident, exc)
+    if not found:
+        raise _not_found(thread, target is not None)
+
+
+def cancel(thread: Union[threading.Thread, int], /) -> bool:
+    target, ident = _target(thread, "cancel")
+    found, previous = _set_pending(target, ident, None)
+    if not found:
+        raise _not_found(thread, target is not None)
+    return previous is not None
+
+
+def pending(thread: Union[threading.Thread, int], /) -> Optional[ExcArg]:
+    target, ident = _target(thread, "pending")
+    running = _registered(target, ident) if target is not None else ident in sys._current_frames()
+    if not running:
+        raise _not_found(thread, target is not None)
+    return _pending.get(ident)

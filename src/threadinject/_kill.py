@@ -1,0 +1,114 @@
+"""kill(): inject ThreadKilled, then wait for the thread to end."""
+
+from __future__ import annotations
+
+import math
+import sys
+import threading
+import time
+from typing import Callable, Optional, Union
+
+from ._errors import ThreadKilled, ThreadNotFoundError
+
+__all__ = ["make_kill"]
+
+InjectFn = Callable[[Union[threading.Thread, int], "type[BaseException]"], None]
+KillFn = Callable[..., bool]
+
+
+def _check_timeout(timeout: Optional[float]) -> Optional[float]:
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(
+            f"kill() argument 'timeout' must be a number or None, not {type(timeout).__qualname__}"
+        )
+    if math.isnan(timeout) or timeout < 0:
+        raise ValueError(f"kill() argument 'timeout' must be >= 0, not {timeout!r}")
+    return float(timeout)
+
+
+def _quiet_on_kill(thread: threading.Thread) -> None:
+    """Keep `thread` from reporting ThreadKilled through threading.excepthook.
+
+    threading calls ``thread._invoke_excepthook(thread)`` for an exception that
+    escapes ``run()`` (Lib/threading.py, 3.8-3.15); that reads the *current*
+    ``threading.excepthook`` at that moment.  We wrap this one thread's
+    ``_invoke_excepthook`` so that ThreadKilled ends the thread as quietly as a
+    return from ``run()``, and every other exception still reaches whatever
+    hook is installed then: user hooks, pytest's, the default.  No global state
+    is changed.
+    """
+    invoke = getattr(thread, "_invoke_excepthook", None)
+    if invoke is None or getattr(invoke, "_threadinject_quiet", False):
+        return
+
+    def invoke_excepthook(thread: threading.Thread) -> None:
+        if isinstance(sys.exc_info()[1], ThreadKilled):
+            return
+        invoke(thread)
+
+    invoke_excepthook._threadinject_quiet = True  # type: ignore[attr-defined]
+    thread._invoke_excepthook = invoke_excepthook  # type: ignore[attr-defined]
+
+
+def _as_thread(thread: object) -> Optional[threading.Thread]:
+    if isinstance(thread, threading.Thread):
+        return thread
+    if isinstance(thread, int) and not isinstance(thread, bool):
+        return threading._active.get(thread)  # type: ignore[attr-defined, no-any-return]
+    raise TypeError(
+        "kill() argument 'thread' must be a threading.Thread or an int thread "
+        f"ident, not {type(thread).__qualname__}"
+    )
+
+
+def _wait_ident_gone(ident: int, timeout: Optional[float]) -> bool:
+    """Wait for a thread threading does not know (no Thread to join)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    delay = 0.0001
+    while ident in sys._current_frames():
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            delay = min(delay, left)
+        time.sleep(delay)
+        delay = min(delay * 2, 0.01)
+    return True
+
+
+def make_kill(inject: InjectFn) -> KillFn:
+    """Build kill() on a backend's inject()."""
+
+    def kill(thread: Union[threading.Thread, int], timeout: Optional[float] = None) -> bool:
+        """Raise ThreadKilled in `thread`, then wait up to `timeout` seconds for it to end.
+
+        Returns whether the thread has ended.  Killing the calling thread
+        raises ThreadKilled at once.  A Thread that has already finished counts
+        as ended; an unstarted Thread or an unknown ident raises
+        ThreadNotFoundError.
+        """
+        timeout = _check_timeout(timeout)
+        target = _as_thread(thread)
+        ident = target.ident if target is not None else thread
+        if ident == threading.get_ident():
+            if target is not None:
+                _quiet_on_kill(target)
+            raise ThreadKilled()
+        if target is not None:
+            _quiet_on_kill(target)
+        try:
+            inject(thread, ThreadKilled)
+        except ThreadNotFoundError:
+            if target is None or not target._started.is_set():  # type: ignore[attr-defined]
+                raise
+            # it finished before the exception could be scheduled
+        if target is None or isinstance(target, threading._DummyThread):  # type: ignore[attr-defined]
+            # not started by threading: nothing to join, watch the ident instead
+            assert isinstance(ident, int)
+            return _wait_ident_gone(ident, timeout)
+        target.join(timeout)
+        return not target.is_alive()
+
+    return kill
