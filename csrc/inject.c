@@ -60,7 +60,14 @@ target_from_arg(core_state *st, PyObject *arg, const char *fname, target *t)
                 return -1;
             }
             PyErr_Clear();
-            return not_found(st, arg, "has not been started (Thread.__init__() was not called)");
+            /* not not_found(): Thread.__repr__ fails on such an object */
+            PyObject *name = ti_type_name(arg);
+            if (name != NULL) {
+                PyErr_Format(st->not_found_error, "thread=<%U object> has not been started "
+                             "(Thread.__init__() was not called)", name);
+                Py_DECREF(name);
+            }
+            return -1;
         }
         if (ident == Py_None) {
             Py_DECREF(ident);

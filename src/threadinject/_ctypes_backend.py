@@ -83,7 +83,8 @@ def _target(thread: object, fname: str) -> tuple[Optional[threading.Thread], int
             ident = thread._ident  # type: ignore[attr-defined]
         except AttributeError:
             raise ThreadNotFoundError(
-                f"thread={thread!r} has not been started (Thread.__init__() was not called)"
+                f"thread=<{type(thread).__qualname__} object> has not been started "
+                "(Thread.__init__() was not called)"
             ) from None
         if ident is None:
             raise ThreadNotFoundError(f"thread={thread!r} has not been started")

@@ -1,0 +1,102 @@
+"""Fixtures shared by the suite: both backends, and threads that are always ended and joined."""
+
+from __future__ import annotations
+
+import faulthandler
+import os
+import subprocess
+import sys
+import threading
+import time
+from types import SimpleNamespace
+from typing import Callable, Iterator, List, Optional
+
+import pytest
+
+from threadinject import _backends
+from threadinject._kill import make_kill
+
+JOIN_TIMEOUT = 10.0  # generous: a bound for CI, never a timing claim
+
+
+@pytest.fixture(params=_backends.NAMES)
+def api(request: pytest.FixtureRequest) -> SimpleNamespace:
+    """The public functions, bound to one backend (each test runs on both)."""
+    backend = _backends.load(request.param)
+    return SimpleNamespace(
+        name=request.param,
+        inject=backend.inject,
+        cancel=backend.cancel,
+        pending=backend.pending,
+        kill=make_kill(backend.inject),
+    )
+
+
+class Target:
+    """A thread running `body(stop)`; records the exception that ended it."""
+
+    def __init__(self, body: Callable[[threading.Event], object], stop: threading.Event) -> None:
+        self.body = body
+        self.stop = stop
+        self.caught: Optional[BaseException] = None
+        self.returned = False
+        self.started = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        self.started.set()
+        try:
+            self.body(self.stop)
+            self.returned = True
+        except BaseException as exc:  # the point of the suite
+            self.caught = exc
+
+    def join(self) -> None:
+        self.thread.join(JOIN_TIMEOUT)
+        assert not self.thread.is_alive(), "target thread did not end"
+
+
+@pytest.fixture
+def spawn() -> Iterator[Callable[[Callable[[threading.Event], object]], Target]]:
+    """spawn(body) starts a Target; at teardown every one is stopped and joined with a bound."""
+    stop = threading.Event()
+    targets: List[Target] = []
+
+    def start(body: Callable[[threading.Event], object]) -> Target:
+        target = Target(body, stop)
+        targets.append(target)
+        target.thread.start()
+        assert target.started.wait(JOIN_TIMEOUT)
+        return target
+
+    yield start
+    stop.set()
+    for target in targets:
+        target.thread.join(JOIN_TIMEOUT)
+    stuck = [t.thread for t in targets if t.thread.is_alive()]
+    assert not stuck, f"threads still running after the test: {stuck}"
+
+
+def busy(stop: threading.Event) -> None:
+    while not stop.is_set():
+        pass
+
+
+def sleepy(stop: threading.Event) -> None:
+    """The classic stuck worker: `while True: time.sleep(...)`."""
+    while not stop.is_set():
+        time.sleep(0.05)
+
+
+def run_python(code: str, backend: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    """Run `code` in a fresh interpreter using `backend`; a hang fails with a stack dump."""
+    env = dict(os.environ)
+    env["THREADINJECT_PURE_PYTHON"] = "1" if backend == "ctypes" else "0"
+    prelude = f"import faulthandler; faulthandler.dump_traceback_later({timeout - 5}, exit=True)\n"
+    return subprocess.run(
+        [sys.executable, "-c", prelude + code],
+        env=env, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+faulthandler.enable()

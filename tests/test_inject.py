@@ -1,0 +1,225 @@
+"""inject(), cancel() and pending() on real threads, on both backends."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import traceback
+
+import pytest
+
+from conftest import JOIN_TIMEOUT, busy, sleepy
+
+
+class Custom(Exception):
+    def __init__(self, code: int, detail: str) -> None:
+        super().__init__(code, detail)
+        self.code = code
+
+
+def test_class_arrives_in_busy_loop(api, spawn):
+    target = spawn(busy)
+    api.inject(target.thread, KeyError)
+    target.join()
+    assert type(target.caught) is KeyError
+
+
+def test_classic_sleep_loop_worker_receives_it(api, spawn):
+    target = spawn(sleepy)
+    api.inject(target.thread, RuntimeError)
+    target.join()
+    assert type(target.caught) is RuntimeError
+
+
+def test_instance_arrives_as_same_object(api, spawn):
+    exc = Custom(7, "stop now")
+    exc.extra = {"why": "test"}
+    target = spawn(busy)
+    api.inject(target.thread, exc)
+    target.join()
+    assert target.caught is exc
+    assert target.caught.args == (7, "stop now")
+    assert target.caught.code == 7 and target.caught.extra == {"why": "test"}
+
+
+def test_except_their_type_matches_and_exc_info_shows_it(api, spawn):
+    seen = []
+
+    def body(stop):
+        try:
+            busy(stop)
+        except Custom:
+            seen.append(sys.exc_info()[0])
+            raise
+
+    target = spawn(body)
+    api.inject(target.thread, Custom(1, "x"))
+    target.join()
+    assert seen == [Custom]
+    assert type(target.caught) is Custom
+
+
+def spin_in_named_function(stop):
+    while not stop.is_set():
+        pass
+
+
+def test_traceback_points_into_target_code(api, spawn):
+    target = spawn(spin_in_named_function)
+    api.inject(target.thread, Custom(2, "tb"))
+    target.join()
+    frames = traceback.extract_tb(target.caught.__traceback__)
+    names = [frame.name for frame in frames]
+    assert "spin_in_named_function" in names
+    # below the target's function, only what it called (stop.is_set), never
+    # threadinject, apart from the ctypes backend's Python carrier on 3.9/3.10
+    inner = frames[names.index("spin_in_named_function") + 1:]
+    carrier = [f for f in inner if "threadinject" in f.filename]
+    assert all(f.name == "is_set" for f in inner if f not in carrier)
+    if api.name == "c" or sys.version_info >= (3, 11):
+        assert carrier == []
+
+
+def test_context_is_the_exception_being_handled(api, spawn):
+    def body(stop):
+        try:
+            raise OSError("being handled")
+        except OSError:
+            busy(stop)
+
+    for exc in (Custom(3, "ctx"), ValueError):
+        target = spawn(body)
+        api.inject(target.thread, exc)
+        target.join()
+        assert isinstance(target.caught.__context__, OSError)
+        assert str(target.caught.__context__) == "being handled"
+
+
+def test_no_context_outside_a_handler(api, spawn):
+    target = spawn(busy)
+    api.inject(target.thread, Custom(4, "plain"))
+    target.join()
+    assert target.caught.__context__ is None
+    assert not any("Normalization failed" in n for n in getattr(target.caught, "__notes__", []))
+
+
+def test_ident_is_accepted_like_the_thread(api, spawn):
+    target = spawn(busy)
+    api.inject(target.thread.ident, LookupError)
+    target.join()
+    assert type(target.caught) is LookupError
+
+
+def test_inject_into_self_raises_at_next_check(api):
+    exc = Custom(5, "self")
+    with pytest.raises(Custom) as info:
+        api.inject(threading.current_thread(), exc)
+        for _ in range(1000):  # any bytecode check delivers it
+            pass
+        pytest.fail("the injection did not arrive")
+    assert info.value is exc
+
+
+def test_every_one_of_200_threads_receives_its_own(api, spawn):
+    # sleeping loops: 200 busy threads would starve the injecting thread of the GIL
+    targets = [spawn(sleepy) for _ in range(200)]
+    excs = [Custom(i, "many") for i in range(200)]
+    for target, exc in zip(targets, excs):
+        api.inject(target.thread, exc)
+    for target, exc in zip(targets, excs):
+        target.join()
+        assert target.caught is exc
+
+
+def test_later_injection_replaces_pending_one(api, spawn):
+    gate = threading.Event()
+    first, second = Custom(1, "first"), Custom(2, "second")
+
+    def body(stop):
+        gate.wait(JOIN_TIMEOUT)  # blocked in C: the injection stays pending
+        busy(stop)
+
+    target = spawn(body)
+    api.inject(target.thread, first)
+    assert api.pending(target.thread) is first
+    api.inject(target.thread, second)
+    assert api.pending(target.thread) is second
+    gate.set()
+    target.join()
+    assert target.caught is second
+
+
+def test_cancel_withdraws_pending_injection(api, spawn):
+    gate = threading.Event()
+    delivered = []
+
+    def body(stop):
+        gate.wait(JOIN_TIMEOUT)
+        for _ in range(10000):  # many bytecode checks: a pending exception would land here
+            pass
+        delivered.append("ran to the end")
+
+    target = spawn(body)
+    api.inject(target.thread, Custom(6, "withdrawn"))
+    assert api.cancel(target.thread) is True
+    assert api.pending(target.thread) is None
+    assert api.cancel(target.thread) is False
+    gate.set()
+    target.join()
+    assert target.caught is None and delivered == ["ran to the end"]
+
+
+def test_pending_is_none_after_delivery(api, spawn):
+    target = spawn(busy)
+    assert api.pending(target.thread) is None
+    api.inject(target.thread, KeyError)
+    target.join()
+    assert type(target.caught) is KeyError
+
+
+def test_class_is_instantiated_in_target_thread(api, spawn):
+    made_in = []
+
+    class Marker(Exception):
+        def __init__(self) -> None:
+            super().__init__()
+            made_in.append(threading.get_ident())
+
+    target = spawn(busy)
+    api.inject(target.thread, Marker)
+    target.join()
+    assert type(target.caught) is Marker
+    assert made_in == [target.thread.ident]
+
+
+def test_class_that_cannot_be_built_without_arguments_reports_why(api, spawn):
+    target = spawn(busy)
+    api.inject(target.thread, UnicodeDecodeError)  # needs 5 arguments
+    target.join()
+    assert type(target.caught) is TypeError
+
+
+def test_recycled_ident_never_receives_an_old_threads_injection(api, spawn):
+    # glibc reuses the stack (and so the pthread_t ident) of a joined thread:
+    # find a pair of Threads with the same ident, then aim at the first.
+    for _ in range(200):
+        first = threading.Thread(target=lambda: None)
+        first.start()
+        first.join(JOIN_TIMEOUT)
+        second = spawn(busy)
+        if second.thread.ident == first.ident:
+            break
+    else:
+        pytest.skip("the OS did not reuse a thread ident in 200 tries (only glibc does reliably)")
+    with pytest.raises(threadinject_not_found()):
+        api.inject(first, KeyError)
+    assert api.pending(second.thread) is None
+    time.sleep(0.05)  # the newer thread keeps running untouched
+    assert second.thread.is_alive() and second.caught is None
+
+
+def threadinject_not_found():
+    import threadinject
+
+    return threadinject.ThreadNotFoundError

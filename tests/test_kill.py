@@ -1,0 +1,176 @@
+"""kill(): ThreadKilled lands, the thread ends quietly, kill reports it."""
+
+from __future__ import annotations
+
+import _thread
+import textwrap
+import threading
+import time
+
+import pytest
+
+from threadinject import ThreadKilled
+
+from conftest import JOIN_TIMEOUT, busy, run_python, sleepy
+
+
+def test_thread_killed_is_not_an_exception():
+    assert issubclass(ThreadKilled, BaseException)
+    assert not issubclass(ThreadKilled, Exception)
+
+
+def test_kill_ends_busy_thread(api, spawn):
+    target = spawn(busy)
+    assert api.kill(target.thread, JOIN_TIMEOUT) is True
+    assert type(target.caught) is ThreadKilled
+
+
+def test_kill_ends_sleep_loop_thread(api, spawn):
+    target = spawn(sleepy)
+    assert api.kill(target.thread) is True  # timeout=None waits for the end
+    assert type(target.caught) is ThreadKilled
+
+
+def test_kill_by_ident(api, spawn):
+    target = spawn(busy)
+    assert api.kill(target.thread.ident, JOIN_TIMEOUT) is True
+    assert type(target.caught) is ThreadKilled
+
+
+def test_except_exception_does_not_swallow_kill(api, spawn):
+    swallowed = []
+
+    def body(stop):
+        while not stop.is_set():
+            try:
+                busy(stop)
+            except Exception as exc:  # what a careless worker writes
+                swallowed.append(exc)
+
+    target = spawn(body)
+    assert api.kill(target.thread, JOIN_TIMEOUT) is True
+    assert swallowed == [] and type(target.caught) is ThreadKilled
+
+
+def test_kill_returns_false_when_thread_refuses_to_end(api, spawn):
+    refused = threading.Event()
+
+    def body(stop):
+        while not stop.is_set():
+            try:
+                busy(stop)
+            except ThreadKilled:
+                refused.set()
+
+    target = spawn(body)
+    assert api.kill(target.thread, 0.2) is False
+    assert refused.wait(JOIN_TIMEOUT)
+    assert target.thread.is_alive()  # the fixture stops it through its flag
+
+
+def test_kill_self_raises_thread_killed(api):
+    with pytest.raises(ThreadKilled):
+        api.kill(threading.current_thread())
+
+
+def test_kill_thread_not_started_by_threading(api):
+    ended = threading.Event()
+    stop = threading.Event()
+    idents = []
+    caught = []
+
+    def body():
+        idents.append(threading.get_ident())
+        try:
+            while not stop.is_set():
+                pass
+        except BaseException as exc:
+            caught.append(exc)
+        finally:
+            ended.set()
+
+    _thread.start_new_thread(body, ())
+    deadline = time.monotonic() + JOIN_TIMEOUT
+    while not idents and time.monotonic() < deadline:
+        time.sleep(0.001)
+    try:
+        assert api.kill(idents[0], JOIN_TIMEOUT) is True
+        assert [type(e) for e in caught] == [ThreadKilled]
+    finally:
+        stop.set()
+        assert ended.wait(JOIN_TIMEOUT)
+
+
+def test_kill_inside_with_lock_releases_the_lock(api, spawn):
+    lock = threading.Lock()
+    inside = threading.Event()
+
+    def body(stop):
+        with lock:
+            inside.set()
+            busy(stop)
+
+    target = spawn(body)
+    assert inside.wait(JOIN_TIMEOUT)
+    assert api.kill(target.thread, JOIN_TIMEOUT) is True
+    assert lock.acquire(timeout=JOIN_TIMEOUT)  # released by the with-statement
+    lock.release()
+
+
+def test_kill_runs_finally_blocks(api, spawn):
+    cleaned = threading.Event()
+
+    def body(stop):
+        try:
+            busy(stop)
+        finally:
+            cleaned.set()
+
+    target = spawn(body)
+    assert api.kill(target.thread, JOIN_TIMEOUT) is True
+    assert cleaned.is_set()
+
+
+KILL_QUIETLY = textwrap.dedent("""
+    import threading, time, threadinject
+    seen = []
+    threading.excepthook = lambda args: seen.append(args.exc_type.__name__)
+    def loop():
+        while True:
+            time.sleep(0.01)
+    workers = [threading.Thread(target=loop) for _ in range(3)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        assert threadinject.kill(w, 10), "not killed"
+    # other exceptions still reach the user's hook
+    failing = threading.Thread(target=lambda: 1 / 0)
+    failing.start(); failing.join(10)
+    print("hook saw", seen)
+""")
+
+
+@pytest.mark.parametrize("backend", ["c", "ctypes"])
+def test_killed_threads_end_quietly_and_user_hook_still_works(backend):
+    result = run_python(KILL_QUIETLY, backend)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "hook saw ['ZeroDivisionError']"
+    assert result.stderr == ""
+
+
+DEFAULT_HOOK_SILENT = textwrap.dedent("""
+    import threading, threadinject
+    def loop():
+        while True:
+            pass
+    worker = threading.Thread(target=loop)  # non-daemon: would keep the program alive
+    worker.start()
+    assert threadinject.kill(worker, 10)
+    print("exiting")
+""")
+
+
+@pytest.mark.parametrize("backend", ["c", "ctypes"])
+def test_interpreter_exits_cleanly_after_kill(backend):
+    result = run_python(DEFAULT_HOOK_SILENT, backend)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "exiting\n", "")
