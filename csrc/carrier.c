@@ -95,5 +95,12 @@ static PyType_Spec carrier_spec = {
 PyObject *
 ti_carrier_type_new(PyObject *module)
 {
-    return PyType_FromModuleAndSpec(module, &carrier_spec, PyExc_BaseException);
+    /* a tuple: 3.9 does not accept a single base */
+    PyObject *bases = PyTuple_Pack(1, PyExc_BaseException);
+    if (bases == NULL) {
+        return NULL;
+    }
+    PyObject *type = PyType_FromModuleAndSpec(module, &carrier_spec, bases);
+    Py_DECREF(bases);
+    return type;
 }

@@ -20,6 +20,16 @@
 #  define TI_FREE_THREADED 0
 #endif
 
+/* Py_NewRef is 3.10+. */
+#if PY_VERSION_HEX < 0x030A0000
+static inline PyObject *
+Py_NewRef(PyObject *obj)
+{
+    Py_INCREF(obj);
+    return obj;
+}
+#endif
+
 /* Remove `key` from `dict` and return its value as a new reference, NULL
  * without an exception if it was absent, NULL with an exception on error.
  * PyDict_Pop is 3.13+ and not in the limited API we target. */

@@ -56,8 +56,12 @@ def test_except_their_type_matches_and_exc_info_shows_it(api, spawn):
     target = spawn(body)
     api.inject(target.thread, Custom(1, "x"))
     target.join()
-    assert seen == [Custom]
     assert type(target.caught) is Custom
+    if api.name == "ctypes" and sys.version_info < (3, 11):
+        # documented: there the ctypes backend's carrier is a same-named subclass
+        assert issubclass(seen[0], Custom) and seen[0].__name__ == "Custom"
+    else:
+        assert seen == [Custom]
 
 
 def spin_in_named_function(stop):
@@ -75,10 +79,8 @@ def test_traceback_points_into_target_code(api, spawn):
     # below the target's function, only what it called (stop.is_set), never
     # threadinject, apart from the ctypes backend's Python carrier on 3.9/3.10
     inner = frames[names.index("spin_in_named_function") + 1:]
-    carrier = [f for f in inner if "threadinject" in f.filename]
-    assert all(f.name == "is_set" for f in inner if f not in carrier)
-    if api.name == "c" or sys.version_info >= (3, 11):
-        assert carrier == []
+    assert all(f.name == "is_set" for f in inner)
+    assert not any("threadinject" in f.filename for f in frames)
 
 
 def test_context_is_the_exception_being_handled(api, spawn):

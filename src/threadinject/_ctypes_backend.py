@@ -7,9 +7,14 @@ comments there explain the why.  Differences:
 
 * registration is checked and the exception scheduled while holding
   ``threading._active_limbo_lock`` (Python code can switch threads anywhere);
-* on CPython 3.9 and 3.10 the carrier raises the instance from a Python
-  ``__new__``, so the traceback of an injected exception ends with one frame
-  of this module.
+* on CPython 3.9 and 3.10 the C carrier raises the instance from tp_new.  A
+  Python ``__new__`` cannot do that: the exception would carry a traceback of
+  its own frame, and normalisation (``PyErr_NormalizeException``) would then
+  drop the traceback of the target's frames.  So there the carrier is a
+  subclass of the exception's own type (made once per type), whose
+  ``__new__`` returns the instance: ``except TheirType`` matches and the
+  traceback is intact, but ``sys.exc_info()[0]`` is that subclass, which
+  bears the same name.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import ctypes
 import sys
 import threading
+import weakref
 from typing import Optional, Type, Union
 
 from ._errors import ThreadNotFoundError
@@ -48,26 +54,62 @@ _sweep_at = 64
 _lock = threading.Lock()
 
 
+def _take_pending() -> BaseException:
+    """In the target thread: the exception injected into it, as an instance."""
+    exc = _pending.pop(threading.get_ident(), None)
+    if exc is None:
+        raise RuntimeError(
+            "threadinject: the exception injected into this thread was "
+            "cancelled while it was being delivered"
+        )
+    if isinstance(exc, type):
+        exc = exc()
+        if not isinstance(exc, BaseException):
+            raise TypeError(
+                "calling the injected exception class should have returned "
+                f"a BaseException instance, not {exc!r}"
+            )
+    return exc
+
+
 class InjectedException(BaseException):
     """Private: delivers an exception injected by threadinject."""
 
     def __new__(cls, *args: object) -> BaseException:  # type: ignore[misc]
-        exc = _pending.pop(threading.get_ident(), None)
-        if exc is None:
-            raise RuntimeError(
-                "threadinject: the exception injected into this thread was "
-                "cancelled while it was being delivered"
-            )
-        if isinstance(exc, type):
-            exc = exc()
-            if not isinstance(exc, BaseException):
-                raise TypeError(
-                    "calling the injected exception class should have returned "
-                    f"a BaseException instance, not {exc!r}"
-                )
-        if _DELIVER_BY_RAISING:
+        exc = _take_pending()
+        if _DELIVER_BY_RAISING:  # only for types that cannot be subclassed, see above
             raise exc
         return exc
+
+
+def _deliver_as_subclass(cls: type, *args: object) -> BaseException:
+    if len(args) == 1 and isinstance(args[0], cls.__mro__[1]):
+        # CPython normalising again: PyErr_NormalizeException passes the value
+        # it already holds, the instance delivered the first time
+        return args[0]  # type: ignore[return-value]
+    return _take_pending()
+
+
+_carriers: "weakref.WeakKeyDictionary[type, type]" = weakref.WeakKeyDictionary()
+
+
+def _carrier_for(exc: ExcArg) -> type:
+    """The class to schedule for `exc` (see the module's docstring)."""
+    if not _DELIVER_BY_RAISING:
+        return InjectedException
+    cls = exc if isinstance(exc, type) else type(exc)
+    carrier = _carriers.get(cls)
+    if carrier is None:
+        try:
+            carrier = type(cls.__name__, (cls,), {
+                "__new__": _deliver_as_subclass,
+                "__module__": cls.__module__,
+                "__qualname__": cls.__qualname__,
+            })
+        except Exception:  # a final type, or one whose metaclass refuses: raise instead
+            carrier = InjectedException
+        _carriers[cls] = carrier
+    return carrier
 
 
 def _target(thread: object, fname: str) -> tuple[Optional[threading.Thread], int]:
@@ -118,7 +160,7 @@ def _set_pending(thread: Optional[threading.Thread], ident: int, exc: Optional[E
             found = _clear_async_exc(ident, None) != 0
         else:
             _pending[ident] = exc
-            found = _set_async_exc(ident, InjectedException) != 0
+            found = _set_async_exc(ident, _carrier_for(exc)) != 0
             if not found:
                 del _pending[ident]
         return found, previous
