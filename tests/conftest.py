@@ -8,8 +8,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from types import SimpleNamespace
-from typing import Callable, Iterator, List, Optional
+from typing import Callable
 
 import pytest
 
@@ -38,7 +39,7 @@ class Target:
     def __init__(self, body: Callable[[threading.Event], object], stop: threading.Event) -> None:
         self.body = body
         self.stop = stop
-        self.caught: Optional[BaseException] = None
+        self.caught: BaseException | None = None
         self.returned = False
         self.started = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -60,7 +61,7 @@ class Target:
 def spawn() -> Iterator[Callable[[Callable[[threading.Event], object]], Target]]:
     """spawn(body) starts a Target; at teardown every one is stopped and joined with a bound."""
     stop = threading.Event()
-    targets: List[Target] = []
+    targets: list[Target] = []
 
     def start(body: Callable[[threading.Event], object]) -> Target:
         target = Target(body, stop)

@@ -6,14 +6,12 @@ import ctypes
 import sys
 import sysconfig
 import textwrap
-import threading
 
 import pytest
+from conftest import busy, run_python
 
 import threadinject
 from threadinject import _backends
-
-from conftest import busy, run_python
 
 FREE_THREADED = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
 
@@ -68,7 +66,9 @@ def test_public_api():
         assert getattr(threadinject, name) is not None
 
 
-@pytest.mark.skipif(not FREE_THREADED, reason="GIL build: the free-threaded check runs in the 3.13t session (noxfile.py)")
+@pytest.mark.skipif(
+    not FREE_THREADED, reason="GIL build: this check runs in the 3.13t session (noxfile.py)"
+)
 def test_importing_keeps_the_gil_disabled():
     result = run_python("import threadinject, sys; print(threadinject.backend, sys._is_gil_enabled())", "c")
     assert (result.stdout, result.stderr) == ("c False\n", "")

@@ -5,11 +5,10 @@ from __future__ import annotations
 import threading
 
 import pytest
+from conftest import JOIN_TIMEOUT
 
 import threadinject
 from threadinject import ThreadNotFoundError
-
-from conftest import JOIN_TIMEOUT
 
 
 class NotAThread:
@@ -52,7 +51,8 @@ def test_unknown_ident(api):
     unknown = next(i for i in range(12345, 10 ** 6) if i not in idents)
     for call in (lambda: api.inject(unknown, KeyError), lambda: api.cancel(unknown),
                  lambda: api.pending(unknown), lambda: api.kill(unknown, 0)):
-        with pytest.raises(ThreadNotFoundError, match=rf"thread={unknown} is not the ident of a running thread"):
+        expected = rf"thread={unknown} is not the ident of a running thread"
+        with pytest.raises(ThreadNotFoundError, match=expected):
             call()
 
 

@@ -8,7 +8,6 @@ import time
 import traceback
 
 import pytest
-
 from conftest import JOIN_TIMEOUT, busy, sleepy
 
 

@@ -8,10 +8,9 @@ import threading
 import time
 
 import pytest
+from conftest import JOIN_TIMEOUT, busy, run_python, sleepy
 
 from threadinject import ThreadKilled
-
-from conftest import JOIN_TIMEOUT, busy, run_python, sleepy
 
 
 def test_thread_killed_is_not_an_exception():

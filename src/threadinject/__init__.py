@@ -12,22 +12,28 @@ from __future__ import annotations
 from ._backends import select as _select
 from ._errors import ThreadKilled, ThreadNotFoundError
 from ._kill import make_kill as _make_kill
+from ._types import CancelFn, InjectFn, KillFn, PendingFn
 
 __all__ = [
-    "inject",
-    "cancel",
-    "pending",
-    "kill",
     "ThreadKilled",
     "ThreadNotFoundError",
     "backend",
+    "cancel",
+    "inject",
+    "kill",
+    "pending",
 ]
 __version__ = "0.1.0"
 
+backend: str
 #: Which backend is active: "c" (the extension) or "ctypes" (the fallback).
 backend, _impl = _select()
 
-inject = _impl.inject
-cancel = _impl.cancel
-pending = _impl.pending
-kill = _make_kill(inject)
+#: inject(thread, exc, /): schedule `exc` (class or instance) to be raised in `thread`.
+inject: InjectFn = _impl.inject
+#: cancel(thread, /) -> bool: withdraw the pending injection; whether there was one.
+cancel: CancelFn = _impl.cancel
+#: pending(thread, /): the injection not yet raised in `thread`, or None.
+pending: PendingFn = _impl.pending
+#: kill(thread, timeout=None) -> bool: inject ThreadKilled and wait for the end.
+kill: KillFn = _make_kill(inject)

@@ -23,11 +23,11 @@ import ctypes
 import sys
 import threading
 import weakref
-from typing import Optional, Type, Union
 
 from ._errors import ThreadNotFoundError
+from ._types import ExcArg, ThreadArg
 
-__all__ = ["inject", "cancel", "pending"]
+__all__ = ["cancel", "inject", "pending"]
 
 if sys.implementation.name != "cpython":  # pragma: no cover - CPython runs the suite
     raise ImportError(f"threadinject needs CPython's C API, not {sys.implementation.name}")
@@ -44,8 +44,6 @@ _clear_async_exc.restype = ctypes.c_int
 
 _MAX_IDENT = 2 ** (8 * ctypes.sizeof(ctypes.c_ulong)) - 1
 _DELIVER_BY_RAISING = sys.version_info < (3, 11)
-
-ExcArg = Union[BaseException, Type[BaseException]]
 
 # {ident: exception class or instance} injected and not yet received.
 _pending: dict[int, ExcArg] = {}
@@ -90,7 +88,7 @@ def _deliver_as_subclass(cls: type, *args: object) -> BaseException:
     return _take_pending()
 
 
-_carriers: "weakref.WeakKeyDictionary[type, type]" = weakref.WeakKeyDictionary()
+_carriers: weakref.WeakKeyDictionary[type, type] = weakref.WeakKeyDictionary()
 
 
 def _carrier_for(exc: ExcArg) -> type:
@@ -112,7 +110,7 @@ def _carrier_for(exc: ExcArg) -> type:
     return carrier
 
 
-def _target(thread: object, fname: str) -> tuple[Optional[threading.Thread], int]:
+def _target(thread: object, fname: str) -> tuple[threading.Thread | None, int]:
     if isinstance(thread, int) and not isinstance(thread, bool):
         if not 0 <= thread <= _MAX_IDENT:
             raise ValueError(
@@ -137,7 +135,7 @@ def _target(thread: object, fname: str) -> tuple[Optional[threading.Thread], int
     )
 
 
-def _registered(thread: Optional[threading.Thread], ident: int) -> bool:
+def _registered(thread: threading.Thread | None, ident: int) -> bool:
     if thread is None:
         return True
     active = threading._active  # type: ignore[attr-defined]
@@ -150,7 +148,9 @@ def _not_found(thread: object, is_thread: bool) -> ThreadNotFoundError:
     return ThreadNotFoundError(f"thread={thread!r} {why}")
 
 
-def _set_pending(thread: Optional[threading.Thread], ident: int, exc: Optional[ExcArg]) -> tuple[bool, Optional[ExcArg]]:
+def _set_pending(
+    thread: threading.Thread | None, ident: int, exc: ExcArg | None
+) -> tuple[bool, ExcArg | None]:
     """Returns (target found, the entry replaced)."""
     with threading._active_limbo_lock, _lock:  # type: ignore[attr-defined]
         if not _registered(thread, ident):
@@ -176,7 +176,7 @@ def _sweep() -> None:
     _sweep_at = 64 if left < 32 else 2 * left
 
 
-def inject(thread: Union[threading.Thread, int], exc: ExcArg, /) -> None:
+def inject(thread: ThreadArg, exc: ExcArg, /) -> None:
     if not (isinstance(exc, BaseException)
             or (isinstance(exc, type) and issubclass(exc, BaseException))):
         raise TypeError(
@@ -191,7 +191,7 @@ def inject(thread: Union[threading.Thread, int], exc: ExcArg, /) -> None:
         raise _not_found(thread, target is not None)
 
 
-def cancel(thread: Union[threading.Thread, int], /) -> bool:
+def cancel(thread: ThreadArg, /) -> bool:
     target, ident = _target(thread, "cancel")
     found, previous = _set_pending(target, ident, None)
     if not found:
@@ -199,7 +199,7 @@ def cancel(thread: Union[threading.Thread, int], /) -> bool:
     return previous is not None
 
 
-def pending(thread: Union[threading.Thread, int], /) -> Optional[ExcArg]:
+def pending(thread: ThreadArg, /) -> ExcArg | None:
     target, ident = _target(thread, "pending")
     running = _registered(target, ident) if target is not None else ident in sys._current_frames()
     if not running:

@@ -6,17 +6,14 @@ import math
 import sys
 import threading
 import time
-from typing import Callable, Optional, Union
 
 from ._errors import ThreadKilled, ThreadNotFoundError
+from ._types import InjectFn, KillFn, ThreadArg
 
 __all__ = ["make_kill"]
 
-InjectFn = Callable[[Union[threading.Thread, int], "type[BaseException]"], None]
-KillFn = Callable[..., bool]
 
-
-def _check_timeout(timeout: Optional[float]) -> Optional[float]:
+def _check_timeout(timeout: float | None) -> float | None:
     if timeout is None:
         return None
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
@@ -52,7 +49,7 @@ def _quiet_on_kill(thread: threading.Thread) -> None:
     thread._invoke_excepthook = invoke_excepthook  # type: ignore[attr-defined]
 
 
-def _as_thread(thread: object) -> Optional[threading.Thread]:
+def _as_thread(thread: object) -> threading.Thread | None:
     if isinstance(thread, threading.Thread):
         return thread
     if isinstance(thread, int) and not isinstance(thread, bool):
@@ -63,7 +60,7 @@ def _as_thread(thread: object) -> Optional[threading.Thread]:
     )
 
 
-def _wait_ident_gone(ident: int, timeout: Optional[float]) -> bool:
+def _wait_ident_gone(ident: int, timeout: float | None) -> bool:
     """Wait for a thread threading does not know (no Thread to join)."""
     deadline = None if timeout is None else time.monotonic() + timeout
     delay = 0.0001
@@ -81,7 +78,7 @@ def _wait_ident_gone(ident: int, timeout: Optional[float]) -> bool:
 def make_kill(inject: InjectFn) -> KillFn:
     """Build kill() on a backend's inject()."""
 
-    def kill(thread: Union[threading.Thread, int], timeout: Optional[float] = None) -> bool:
+    def kill(thread: ThreadArg, timeout: float | None = None) -> bool:
         """Raise ThreadKilled in `thread`, then wait up to `timeout` seconds for it to end.
 
         Returns whether the thread has ended.  Killing the calling thread
@@ -104,7 +101,7 @@ def make_kill(inject: InjectFn) -> KillFn:
             if target is None or not target._started.is_set():  # type: ignore[attr-defined]
                 raise
             # it finished before the exception could be scheduled
-        if target is None or isinstance(target, threading._DummyThread):  # type: ignore[attr-defined]
+        if target is None or isinstance(target, threading._DummyThread):
             # not started by threading: nothing to join, watch the ident instead
             assert isinstance(ident, int)
             return _wait_ident_gone(ident, timeout)

