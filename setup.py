@@ -54,6 +54,12 @@ if CPYTHON:
             depends=sorted(glob("csrc/*.h")),
             define_macros=[("Py_LIMITED_API", "0x030A0000")] if LIMITED_API else [],
             py_limited_api=LIMITED_API,
+            # Name the C library explicitly: the module calls nothing in it
+            # directly, and without a DT_NEEDED entry auditwheel cannot tell
+            # glibc from musl and refuses to repair the wheel.
+            extra_link_args=["-Wl,--no-as-needed", "-lc"]
+            if sys.platform.startswith("linux")
+            else [],
             extra_compile_args=[] if os.name == "nt" else ["-std=c11", "-Wall", "-Wextra", "-Wno-missing-field-initializers"],
         )
     )

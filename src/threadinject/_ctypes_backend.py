@@ -170,7 +170,7 @@ def _sweep() -> None:
     global _sweep_at
     live = sys._current_frames()
     with _lock:
-        for ident in [i for i in _pending if i not in live]:
+        for ident in [i for i in _pending.copy() if i not in live]:  # copy(): atomic, even free-threaded
             del _pending[ident]
         left = len(_pending)
     _sweep_at = 64 if left < 32 else 2 * left

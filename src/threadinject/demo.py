@@ -1,0 +1,70 @@
+"""python -m threadinject.demo: kill the classic stuck threads, with timings.
+
+Two non-daemon workers that would keep this program from ever exiting:
+a busy loop, and the `while True: time.sleep(1)` worker.  Both are killed
+from the main thread, then an exception *instance* is delivered to a third.
+"""
+
+from __future__ import annotations
+
+import platform
+import threading
+import time
+
+import threadinject
+
+
+def busy_loop() -> None:
+    n = 0
+    while True:
+        n += 1
+
+
+def sleep_loop() -> None:
+    while True:
+        time.sleep(1)
+
+
+class Deadline(Exception):
+    pass
+
+
+def kill_and_time(name: str, target: object) -> None:
+    worker = threading.Thread(target=target, name=name)  # non-daemon on purpose
+    worker.start()
+    time.sleep(0.2)  # let it settle into its loop
+    start = time.perf_counter()
+    ended = threadinject.kill(worker, timeout=5)
+    elapsed_ms = (time.perf_counter() - start) * 1000
+    print(f"  {name:<34} killed: {ended}  in {elapsed_ms:7.2f} ms")
+
+
+def main() -> None:
+    print(f"threadinject {threadinject.__version__}, backend {threadinject.backend!r}, "
+          f"{platform.python_implementation()} {platform.python_version()}")
+    print("Killing two non-daemon workers that would otherwise run forever:")
+    kill_and_time("busy loop (while True: n += 1)", busy_loop)
+    kill_and_time("while True: time.sleep(1)", sleep_loop)
+    print("  (the sleeper ends when its current sleep(1) returns: waking calls")
+    print("   blocked in the kernel is not in this release, see README)")
+
+    received: list[BaseException] = []
+    deadline = Deadline("took too long", 42)
+
+    def job() -> None:
+        try:
+            busy_loop()
+        except Deadline as exc:
+            received.append(exc)
+
+    worker = threading.Thread(target=job)
+    worker.start()
+    threadinject.inject(worker, deadline)
+    worker.join(5)
+    print(f"Injected an instance: arrived as the same object: {received == [deadline] and received[0] is deadline}"
+          f", args {received[0].args if received else None}")
+    print(f"Threads still running: {threading.active_count() - 1}. The program exits now.")
+
+
+if __name__ == "__main__":
+    main()
