@@ -72,8 +72,13 @@ def time_loop(fn: Callable[..., object], a: object, b: object) -> float:
     return (time.perf_counter_ns() - start) / LOOPS
 
 
-def noop(a: object, b: object) -> None:
-    return None
+def empty_loop(fn: Callable[..., object], a: object, b: object) -> float:
+    """ns per iteration of the same loop without the call."""
+    rng = range(LOOPS)
+    start = time.perf_counter_ns()
+    for _ in rng:
+        pass
+    return (time.perf_counter_ns() - start) / LOOPS
 
 
 def main() -> None:
@@ -106,7 +111,7 @@ def main() -> None:
             ("threadinject C, ident + class", c_backend.inject, ident, LookupError),
             ("threadinject C full API, Thread + class", full.inject, target, LookupError),
             ("floor: bare SetAsyncExc C call", floor.set_async_exc, ident, LookupError),
-            ("empty loop (subtracted)", noop, ident, LookupError),
+            ("empty loop (subtracted)", len, ident, LookupError),
         ]
         if sys.version_info >= (3, 10) and not sysconfig.get_config_var("Py_GIL_DISABLED"):
             limited = compile_module("threadinject._core", sources, limited_dir,
@@ -117,7 +122,8 @@ def main() -> None:
         samples: dict[str, list[float]] = {name: [] for name, *_ in variants}
         for _ in range(REPEATS):  # interleaved, so drifts hit every variant alike
             for name, fn, a, b in variants:
-                samples[name].append(time_loop(fn, a, b))
+                timer = empty_loop if name.startswith("empty") else time_loop
+                samples[name].append(timer(fn, a, b))
         for backend in (c_backend, ctypes_backend, full):
             backend.cancel(target)  # clears (with NULL) whatever is pending
 
@@ -126,8 +132,9 @@ def main() -> None:
     recipe = net["ctypes recipe (_async_raise)"]
     lean_ns = net["lean ctypes call (argtypes preset)"]
     floor_ns = net["floor: bare SetAsyncExc C call"]
-    print(f"CPython {sys.version.split()[0]} {sysconfig.get_platform()}, backend default {threadinject.backend!r}; "
-          f"median of {REPEATS} x {LOOPS} calls, empty loop {empty:.1f} ns subtracted")
+    print(f"CPython {sys.version.split()[0]} {sysconfig.get_platform()}, default backend "
+          f"{threadinject.backend!r}; median of {REPEATS} x {LOOPS} calls, "
+          f"empty loop {empty:.1f} ns subtracted")
     print(f"{'variant':<44}{'ns/call':>9}{'recipe/x':>10}{'lean/x':>8}{'x/floor':>9}")
     for name, ns in net.items():
         print(f"{name:<44}{ns:9.1f}{recipe / ns:10.1f}{lean_ns / ns:8.1f}{ns / floor_ns:9.2f}")

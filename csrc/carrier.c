@@ -2,13 +2,13 @@
  * into another thread through PyThreadState_SetAsyncExc, which only takes a
  * class.
  *
- * inject() records the user's exception in the module's `pending` dict under
- * the target's ident, then schedules the carrier class.  When the target
+ * inject() records the user's exception as the target's pending one
+ * (pending.c), then schedules the carrier class.  When the target
  * thread next checks its eval breaker, CPython instantiates the scheduled
  * class *in that thread* (Python/ceval_gil.c `_Py_HandlePending` calls
  * `_PyErr_SetNone(tstate, exc)`, which creates the exception by calling the
  * class, in Python/errors.c `_PyErr_CreateException`).  The carrier's tp_new
- * therefore runs in the target thread: it takes its entry out of `pending`
+ * therefore runs in the target thread: it takes its pending exception
  * and hands over the user's exception (instantiating a class without
  * arguments, as CPython itself would).
  *
@@ -26,6 +26,7 @@
  * exception the target was handling, if any.
  */
 #include "carrier.h"
+#include "pending.h"
 
 static PyObject *
 carrier_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(kwargs))
@@ -39,7 +40,7 @@ carrier_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(k
         return NULL;
     }
     TI_PENDING_LOCK(st);
-    PyObject *exc = ti_dict_pop(st->pending, key);
+    PyObject *exc = ti_pending_swap(st, key, NULL);   /* take it */
     TI_PENDING_UNLOCK(st);
     Py_DECREF(key);
     if (exc == NULL) {

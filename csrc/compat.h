@@ -30,24 +30,6 @@ Py_NewRef(PyObject *obj)
 }
 #endif
 
-/* Remove `key` from `dict` and return its value as a new reference, NULL
- * without an exception if it was absent, NULL with an exception on error.
- * PyDict_Pop is 3.13+ and not in the limited API we target. */
-static inline PyObject *
-ti_dict_pop(PyObject *dict, PyObject *key)
-{
-    PyObject *value = PyDict_GetItemWithError(dict, key);   /* borrowed */
-    if (value == NULL) {
-        return NULL;
-    }
-    Py_INCREF(value);
-    if (PyDict_DelItem(dict, key) < 0) {
-        Py_DECREF(value);
-        return NULL;
-    }
-    return value;
-}
-
 /* The qualified name of `obj`'s type, as a new reference to a str (for error
  * messages; tp_name is not part of the limited API). */
 static inline PyObject *

@@ -15,6 +15,7 @@
  *     which Thread._delete() needs to unregister (Lib/threading.py, 3.13-3.15).
  */
 #include "inject.h"
+#include "pending.h"
 
 /* What a `thread` argument resolved to. */
 typedef struct {
@@ -54,12 +55,21 @@ target_from_arg(core_state *st, PyObject *arg, const char *fname, target *t)
         return t->key == NULL ? -1 : 0;
     }
     if (!PyBool_Check(arg) && PyObject_TypeCheck(arg, (PyTypeObject *)st->thread_type)) {
-        PyObject *ident = PyObject_GetAttr(arg, st->str_ident);
+        /* Thread keeps its ident in the plain instance attribute `_ident`
+         * (Lib/threading.py, 3.9-3.15).  Reading the instance dict skips the
+         * MRO walk of a full getattr: half of what resolving a Thread costs
+         * (callgrind). */
+        PyObject *dict = PyObject_GenericGetDict(arg, NULL);
+        if (dict == NULL) {
+            return -1;
+        }
+        PyObject *ident = PyDict_GetItemWithError(dict, st->str_ident);   /* borrowed */
+        Py_XINCREF(ident);
+        Py_DECREF(dict);
         if (ident == NULL) {
-            if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
+            if (PyErr_Occurred()) {
                 return -1;
             }
-            PyErr_Clear();
             /* not not_found(): Thread.__repr__ fails on such an object */
             PyObject *name = ti_type_name(arg);
             if (name != NULL) {
@@ -182,25 +192,17 @@ set_pending(core_state *st, const target *t, PyObject *exc, PyObject **previous)
     int rc = registered(st, t);
     if (rc == 1) {
         TI_PENDING_LOCK(st);
-        /* Replace an entry in place rather than delete and re-insert it: a
-         * dict churned by deletions keeps resizing (measured: it doubled the
-         * cost of inject()). */
-        *previous = exc == NULL ? ti_dict_pop(st->pending, t->key)
-                                : PyDict_GetItemWithError(st->pending, t->key);
-        if (exc != NULL) {
-            Py_XINCREF(*previous);   /* borrowed above; SetItem drops the dict's reference */
-        }
-        if (*previous == NULL && PyErr_Occurred()) {
-            rc = -1;
-        }
-        else if (exc != NULL && PyDict_SetItem(st->pending, t->key, exc) < 0) {
+        *previous = ti_pending_swap(st, t->key, exc);
+        if (PyErr_Occurred()) {
             rc = -1;
         }
         else if (PyThreadState_SetAsyncExc(t->ident, exc == NULL ? NULL : st->carrier) == 0) {
-            rc = 0;
-            if (exc != NULL && PyDict_DelItem(st->pending, t->key) < 0) {
+            rc = 0;   /* no such thread: withdraw what was just recorded */
+            PyObject *withdrawn = ti_pending_swap(st, t->key, NULL);
+            if (withdrawn == NULL && PyErr_Occurred()) {
                 rc = -1;
             }
+            Py_XDECREF(withdrawn);   /* `exc`, which the caller still holds */
         }
         TI_PENDING_UNLOCK(st);
     }
@@ -240,7 +242,7 @@ ident_is_live(PyObject *key)
     return rc;
 }
 
-/* Drop the entries of threads that ended before receiving their injection
+/* Drop the slots of threads that ended before receiving their injection
  * (their idents are no longer in sys._current_frames()).  Called when
  * `pending` has grown past st->sweep_at, so its cost is amortised. */
 static int
@@ -250,38 +252,16 @@ sweep(core_state *st)
     if (live == NULL) {
         return -1;
     }
-    PyObject *dropped = PyList_New(0);
+    PyObject *dropped = PyList_New(0);   /* released after the lock */
     if (dropped == NULL) {
         Py_DECREF(live);
         return -1;
     }
-    int rc = 0;
     TI_PENDING_LOCK(st);
-    PyObject *keys = PyDict_Keys(st->pending);
-    if (keys == NULL) {
-        rc = -1;
-    }
-    for (Py_ssize_t i = 0; rc == 0 && i < PyList_Size(keys); i++) {
-        PyObject *key = PyList_GetItem(keys, i);   /* borrowed */
-        int alive = PyDict_Contains(live, key);
-        if (alive < 0) {
-            rc = -1;
-        }
-        else if (!alive) {
-            PyObject *exc = ti_dict_pop(st->pending, key);
-            if (exc == NULL) {
-                rc = PyErr_Occurred() ? -1 : 0;
-            }
-            else {
-                rc = PyList_Append(dropped, exc);
-                Py_DECREF(exc);   /* `dropped` keeps it until the lock is released */
-            }
-        }
-    }
+    int rc = ti_pending_sweep(st, live, dropped);
     Py_ssize_t left = PyDict_Size(st->pending);
     TI_PENDING_UNLOCK(st);
     st->sweep_at = left < 32 ? 64 : 2 * left;
-    Py_XDECREF(keys);
     Py_DECREF(dropped);
     Py_DECREF(live);
     return rc;
@@ -374,8 +354,7 @@ ti_pending(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     int rc = t.thread == NULL ? ident_is_live(t.key) : registered(st, &t);
     if (rc == 1) {
         TI_PENDING_LOCK(st);
-        result = PyDict_GetItemWithError(st->pending, t.key);   /* borrowed */
-        Py_XINCREF(result);
+        result = ti_pending_get(st, t.key);
         TI_PENDING_UNLOCK(st);
         if (result == NULL && !PyErr_Occurred()) {
             result = Py_NewRef(Py_None);

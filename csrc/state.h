@@ -10,9 +10,9 @@ typedef struct {
     /* The private BaseException subclass that PyThreadState_SetAsyncExc is
      * given for every injection; see carrier.c. */
     PyObject *carrier;
-    /* The pending injections: {ident (int): exception class or instance}.
-     * An entry is added by inject(), removed when the target thread receives
-     * it (carrier.c), or by cancel(), or replaced by a later inject(). */
+    /* The pending injections: {ident (int): [exception or None]}; see
+     * pending.c.  Set by inject(), taken when the target thread receives it
+     * (carrier.c), cleared by cancel(), replaced by a later inject(). */
     PyObject *pending;
     /* Above this many entries, inject() drops the entries of threads that
      * ended before they received their exception. */
