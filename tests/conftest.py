@@ -45,8 +45,9 @@ class Target:
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        self.started.set()
         try:
+            # inside the try: an injection may land as soon as `started` is set
+            self.started.set()
             self.body(self.stop)
             self.returned = True
         except BaseException as exc:  # the point of the suite

@@ -60,9 +60,37 @@ def _as_thread(thread: object) -> threading.Thread | None:
     )
 
 
-def _wait_ident_gone(ident: int, timeout: float | None) -> bool:
+def _wait_until_in_run(thread: threading.Thread, deadline: float | None) -> None:
+    """Wait until `thread` executes its run() method (or has ended).
+
+    Thread.start() returns while the new thread is still in threading's own
+    bootstrap code; an exception landing there escapes the handler that
+    reports exceptions from run() and is printed as "Exception ignored in
+    thread started by ...", and before the thread is registered it even
+    breaks threading's bookkeeping (seen on free-threaded 3.13t, where the
+    starter and the new thread truly run at once).  So kill() first waits for
+    the run() frame to be on the thread's stack.
+    """
+    if isinstance(thread, (threading._MainThread, threading._DummyThread)):  # type: ignore[attr-defined]
+        return  # not started by threading.Thread.start(): no bootstrap, no run()
+    run = getattr(type(thread).run, "__code__", None)
+    if run is None:  # run() is not Python code: nothing to look for
+        return
+    delay = 0.00005
+    while thread.is_alive():
+        frame = sys._current_frames().get(thread.ident)  # type: ignore[arg-type]
+        while frame is not None:
+            if frame.f_code is run:
+                return
+            frame = frame.f_back
+        if deadline is not None and time.monotonic() >= deadline:
+            return
+        time.sleep(delay)
+        delay = min(delay * 2, 0.005)
+
+
+def _wait_ident_gone(ident: int, deadline: float | None) -> bool:
     """Wait for a thread threading does not know (no Thread to join)."""
-    deadline = None if timeout is None else time.monotonic() + timeout
     delay = 0.0001
     while ident in sys._current_frames():
         if deadline is not None:
@@ -87,6 +115,7 @@ def make_kill(inject: InjectFn) -> KillFn:
         ThreadNotFoundError.
         """
         timeout = _check_timeout(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
         target = _as_thread(thread)
         ident = target.ident if target is not None else thread
         if ident == threading.get_ident():
@@ -95,6 +124,7 @@ def make_kill(inject: InjectFn) -> KillFn:
             raise ThreadKilled()
         if target is not None:
             _quiet_on_kill(target)
+            _wait_until_in_run(target, deadline)
         try:
             inject(thread, ThreadKilled)
         except ThreadNotFoundError:
@@ -104,8 +134,8 @@ def make_kill(inject: InjectFn) -> KillFn:
         if target is None or isinstance(target, threading._DummyThread):
             # not started by threading: nothing to join, watch the ident instead
             assert isinstance(ident, int)
-            return _wait_ident_gone(ident, timeout)
-        target.join(timeout)
+            return _wait_ident_gone(ident, deadline)
+        target.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
         return not target.is_alive()
 
     return kill

@@ -10,6 +10,7 @@ from __future__ import annotations
 import platform
 import threading
 import time
+from typing import Callable
 
 import threadinject
 
@@ -29,7 +30,7 @@ class Deadline(Exception):
     pass
 
 
-def kill_and_time(name: str, target: object) -> None:
+def kill_and_time(name: str, target: Callable[[], None]) -> None:
     worker = threading.Thread(target=target, name=name)  # non-daemon on purpose
     worker.start()
     time.sleep(0.2)  # let it settle into its loop
@@ -51,18 +52,23 @@ def main() -> None:
     received: list[BaseException] = []
     deadline = Deadline("took too long", 42)
 
+    ready = threading.Event()
+
     def job() -> None:
         try:
+            ready.set()
             busy_loop()
         except Deadline as exc:
             received.append(exc)
 
     worker = threading.Thread(target=job)
     worker.start()
+    ready.wait(5)
     threadinject.inject(worker, deadline)
     worker.join(5)
-    print(f"Injected an instance: arrived as the same object: {received == [deadline] and received[0] is deadline}"
-          f", args {received[0].args if received else None}")
+    same = len(received) == 1 and received[0] is deadline
+    print(f"Injected Deadline('took too long', 42) into a third worker: it arrived as the "
+          f"same object: {same}, args {received[0].args if received else None}")
     print(f"Threads still running: {threading.active_count() - 1}. The program exits now.")
 
 
