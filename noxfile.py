@@ -91,13 +91,19 @@ def tests_debian(session: nox.Session) -> None:
 
 @nox.session(python="3.12")
 def lint(session: nox.Session) -> None:
-    session.install("mypy", "ruff", "validate-pyproject[all]", "cibuildwheel", "pytest")
+    session.install("mypy", "ruff", "validate-pyproject[all]", "cibuildwheel", "check-jsonschema", "pytest")
     session.install(str(ROOT), env=BUILD_ENV)
     session.run("ruff", "check", "src", "tests", "benchmarks", "examples", "noxfile.py")
     session.run("mypy", "--strict", "src/threadinject", "examples/typed_usage.py")
     session.run("validate-pyproject", "pyproject.toml")
+    session.run("check-jsonschema", "--builtin-schema", "vendor.github-workflows",
+                *sorted(glob.glob(str(ROOT / ".github" / "workflows" / "*.yml"))))
     for platform in ("linux", "macos", "windows"):
-        session.run("cibuildwheel", "--print-build-identifiers", "--platform", platform, silent=False)
+        session.run("cibuildwheel", "--print-build-identifiers", "--platform", platform)
+    # the cp313t job of .github/workflows/wheels.yml uses cibuildwheel 3.x
+    session.install("cibuildwheel>=3.4,<4")
+    session.run("cibuildwheel", "--print-build-identifiers", "--platform", "linux",
+                env={"CIBW_BUILD": "cp313t-*", "CIBW_ENABLE": "cpython-freethreading"})
 
 
 @nox.session(python="3.12")
