@@ -32,8 +32,8 @@ CSRC = os.path.join(HERE, os.pardir, "csrc")
 import threadinject  # noqa: E402
 from threadinject import _backends  # noqa: E402
 
-LOOPS = 20_000
-REPEATS = 15
+LOOPS = 10_000
+REPEATS = 31
 
 
 def compile_module(name: str, sources: list[str], out_dir: str, macros: list[str]) -> ModuleType:
@@ -152,7 +152,8 @@ def kill_latency(rounds: int = 200) -> None:
     print(f"kill() until joined, busy-loop target, {rounds} kills per backend")
     print(f"{'backend':<10}{'median ms':>11}{'p99 ms':>9}{'max ms':>9}")
     for name in _backends.NAMES:
-        kill = make_kill(_backends.load(name).inject)
+        backend = _backends.load(name)
+        kill = make_kill(backend.inject, backend.pending)
         times = []
         for _ in range(rounds):
             started = threading.Event()

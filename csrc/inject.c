@@ -227,9 +227,9 @@ current_frames(void)
     return PyObject_CallNoArgs(func);
 }
 
-/* 1 if a thread of this interpreter has the ident `key`, 0 if not, -1 on error.
- * (Only pending() needs this: inject() and cancel() learn it from
- * PyThreadState_SetAsyncExc.) */
+/* 1 if a thread of this interpreter running Python code has the ident
+ * `key`, 0 if not, -1 on error.  (Only pending() needs this: inject() and
+ * cancel() learn it from PyThreadState_SetAsyncExc.) */
 static int
 ident_is_live(PyObject *key)
 {
@@ -242,28 +242,21 @@ ident_is_live(PyObject *key)
     return rc;
 }
 
-/* Drop the slots of threads that ended before receiving their injection
- * (their idents are no longer in sys._current_frames()).  Called when
- * `pending` has grown past st->sweep_at, so its cost is amortised. */
+/* Drop the empty slots of `pending` (pending.c).  Called when it has grown
+ * past st->sweep_at, so its cost is amortised. */
 static int
 sweep(core_state *st)
 {
-    PyObject *live = current_frames();
-    if (live == NULL) {
-        return -1;
-    }
     PyObject *dropped = PyList_New(0);   /* released after the lock */
     if (dropped == NULL) {
-        Py_DECREF(live);
         return -1;
     }
     TI_PENDING_LOCK(st);
-    int rc = ti_pending_sweep(st, live, dropped);
+    int rc = ti_pending_sweep(st, dropped);
     Py_ssize_t left = PyDict_Size(st->pending);
     TI_PENDING_UNLOCK(st);
     st->sweep_at = left < 32 ? 64 : 2 * left;
     Py_DECREF(dropped);
-    Py_DECREF(live);
     return rc;
 }
 
@@ -351,16 +344,25 @@ ti_pending(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     PyObject *result = NULL;
-    int rc = t.thread == NULL ? ident_is_live(t.key) : registered(st, &t);
+    int rc = registered(st, &t);   /* always 1 for a raw ident: see below */
     if (rc == 1) {
         TI_PENDING_LOCK(st);
         result = ti_pending_get(st, t.key);
         TI_PENDING_UNLOCK(st);
-        if (result == NULL && !PyErr_Occurred()) {
+        if (result == NULL && PyErr_Occurred()) {
+            rc = -1;
+        }
+        else if (result == NULL && t.thread == NULL) {
+            /* Nothing pending for a raw ident: is there such a thread at all?
+             * (With something pending, its thread was running when it was
+             * injected and cannot be shown to have ended: csrc/pending.c.) */
+            rc = ident_is_live(t.key);
+        }
+        if (result == NULL && rc == 1) {
             result = Py_NewRef(Py_None);
         }
     }
-    else if (rc == 0) {
+    if (rc == 0) {
         not_found(st, args[0], t.thread == NULL ? "is not the ident of a running thread"
                                                 : "is not running (it has finished)");
     }

@@ -2,8 +2,16 @@
  * which holds its pending exception or None.  A slot is created on the first
  * injection into a thread and then reused: one hashed look-up per call
  * instead of the two that replacing a dict entry takes (a get, to keep the
- * old value alive, then a set).  Slots of ended threads are swept by
- * inject.c when the dict grows. */
+ * old value alive, then a set).  When the dict grows, inject.c drops the
+ * empty slots, which costs nothing but their re-creation.
+ *
+ * A slot that still holds an exception is never dropped, even when its
+ * thread looks gone: there is no sound test for that.  sys._current_frames()
+ * omits live threads that run no Python code (a C function started with
+ * _thread.start_new_thread, a C library's thread between callbacks), and
+ * such a thread would later receive the carrier and find nothing.  So an
+ * exception injected into a thread that ends without running bytecode again
+ * stays referenced until that ident is injected into again. */
 #include "pending.h"
 
 /* The slot of `key` (borrowed), NULL if none (an exception set on error). */
@@ -61,7 +69,7 @@ ti_pending_get(core_state *st, PyObject *key)
 }
 
 int
-ti_pending_sweep(core_state *st, PyObject *live, PyObject *dropped)
+ti_pending_sweep(core_state *st, PyObject *dropped)
 {
     PyObject *keys = PyDict_Keys(st->pending);
     if (keys == NULL) {
@@ -70,13 +78,13 @@ ti_pending_sweep(core_state *st, PyObject *live, PyObject *dropped)
     int rc = 0;
     for (Py_ssize_t i = 0; rc == 0 && i < PyList_Size(keys); i++) {
         PyObject *key = PyList_GetItem(keys, i);   /* borrowed */
-        int alive = PyDict_Contains(live, key);
-        if (alive != 0) {
-            rc = alive < 0 ? -1 : 0;
-            continue;
+        PyObject *slot = key == NULL ? NULL : slot_of(st, key);
+        PyObject *exc = slot == NULL ? NULL : PyList_GetItem(slot, 0);   /* borrowed */
+        if (exc == NULL) {
+            rc = -1;
         }
-        PyObject *slot = slot_of(st, key);
-        if (slot == NULL || PyList_Append(dropped, slot) < 0 || PyDict_DelItem(st->pending, key) < 0) {
+        else if (exc == Py_None
+                 && (PyList_Append(dropped, slot) < 0 || PyDict_DelItem(st->pending, key) < 0)) {
             rc = -1;
         }
     }

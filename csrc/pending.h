@@ -14,8 +14,8 @@ PyObject *ti_pending_swap(core_state *st, PyObject *key, PyObject *exc);
 /* The pending exception of `key` (new reference), or NULL as above. */
 PyObject *ti_pending_get(core_state *st, PyObject *key);
 
-/* Forget the threads that ended before receiving their injection.  Appends
- * the exceptions it drops to `dropped`, for the caller to release. */
-int ti_pending_sweep(core_state *st, PyObject *live, PyObject *dropped);
+/* Drop the empty slots (see pending.c).  Appends them to `dropped`, for the
+ * caller to release once it may run Python code again. */
+int ti_pending_sweep(core_state *st, PyObject *dropped);
 
 #endif /* THREADINJECT_PENDING_H */

@@ -29,7 +29,7 @@ def api(request: pytest.FixtureRequest) -> SimpleNamespace:
         inject=backend.inject,
         cancel=backend.cancel,
         pending=backend.pending,
-        kill=make_kill(backend.inject),
+        kill=make_kill(backend.inject, backend.pending),
     )
 
 

@@ -10,7 +10,7 @@ import time
 import pytest
 from conftest import JOIN_TIMEOUT, busy, run_python, sleepy
 
-from threadinject import ThreadKilled
+from threadinject import ThreadKilled, ThreadNotFoundError
 
 
 def test_thread_killed_is_not_an_exception():
@@ -175,3 +175,30 @@ DEFAULT_HOOK_SILENT = textwrap.dedent("""
 def test_interpreter_exits_cleanly_after_kill(backend):
     result = run_python(DEFAULT_HOOK_SILENT, backend)
     assert (result.returncode, result.stdout, result.stderr) == (0, "exiting\n", "")
+
+
+def test_kill_does_not_mistake_a_thread_running_no_python_code_for_ended(api):
+    # A raw thread whose function is C code has no Python frame, so it is
+    # missing from sys._current_frames() although it runs.
+    lock = threading.Lock()
+    lock.acquire()
+    baseline = _thread._count()
+    ident = _thread.start_new_thread(lock.acquire, ())
+    try:
+        deadline = time.monotonic() + JOIN_TIMEOUT
+        while True:  # until its thread state exists
+            try:
+                api.inject(ident, KeyError)
+                break
+            except ThreadNotFoundError:
+                assert time.monotonic() < deadline
+                time.sleep(0.001)
+        assert api.kill(ident, 0.1) is False  # blocked in acquire(): not ended
+        assert api.pending(ident) is ThreadKilled
+        assert api.cancel(ident) is True
+    finally:
+        lock.release()
+        deadline = time.monotonic() + JOIN_TIMEOUT
+        while _thread._count() > baseline and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert _thread._count() == baseline

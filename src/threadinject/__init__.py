@@ -36,4 +36,4 @@ cancel: CancelFn = _impl.cancel
 #: pending(thread, /): the injection not yet raised in `thread`, or None.
 pending: PendingFn = _impl.pending
 #: kill(thread, timeout=None) -> bool: inject ThreadKilled and wait for the end.
-kill: KillFn = _make_kill(inject)
+kill: KillFn = _make_kill(inject, pending)

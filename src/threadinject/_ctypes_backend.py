@@ -45,9 +45,11 @@ _clear_async_exc.restype = ctypes.c_int
 _MAX_IDENT = 2 ** (8 * ctypes.sizeof(ctypes.c_ulong)) - 1
 _DELIVER_BY_RAISING = sys.version_info < (3, 11)
 
-# {ident: exception class or instance} injected and not yet received.
+# {ident: exception class or instance} injected and not yet received.  An
+# entry is removed when it is received, cancelled or replaced; one for a
+# thread that ended without running bytecode again stays until its ident is
+# injected into again (see csrc/pending.c for why nothing sweeps it).
 _pending: dict[int, ExcArg] = {}
-_sweep_at = 64
 # Serialises the injectors (the receiving thread only pops, atomically).
 _lock = threading.Lock()
 
@@ -166,16 +168,6 @@ def _set_pending(
         return found, previous
 
 
-def _sweep() -> None:
-    global _sweep_at
-    live = sys._current_frames()
-    with _lock:
-        for ident in [i for i in _pending.copy() if i not in live]:  # copy(): atomic, even free-threaded
-            del _pending[ident]
-        left = len(_pending)
-    _sweep_at = 64 if left < 32 else 2 * left
-
-
 def inject(thread: ThreadArg, exc: ExcArg, /) -> None:
     if not (isinstance(exc, BaseException)
             or (isinstance(exc, type) and issubclass(exc, BaseException))):
@@ -184,8 +176,6 @@ def inject(thread: ThreadArg, exc: ExcArg, /) -> None:
             f"not {type(exc).__qualname__}"
         )
     target, ident = _target(thread, "inject")
-    if len(_pending) >= _sweep_at:
-        _sweep()
     found, _ = _set_pending(target, ident, exc)
     if not found:
         raise _not_found(thread, target is not None)
@@ -201,7 +191,10 @@ def cancel(thread: ThreadArg, /) -> bool:
 
 def pending(thread: ThreadArg, /) -> ExcArg | None:
     target, ident = _target(thread, "pending")
-    running = _registered(target, ident) if target is not None else ident in sys._current_frames()
-    if not running:
-        raise _not_found(thread, target is not None)
-    return _pending.get(ident)
+    if target is not None and not _registered(target, ident):
+        raise _not_found(thread, True)
+    exc = _pending.get(ident)
+    # nothing pending for a raw ident: is there such a thread (running Python code)?
+    if exc is None and target is None and ident not in sys._current_frames():
+        raise _not_found(thread, False)
+    return exc

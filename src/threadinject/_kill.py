@@ -8,7 +8,7 @@ import threading
 import time
 
 from ._errors import ThreadKilled, ThreadNotFoundError
-from ._types import InjectFn, KillFn, ThreadArg
+from ._types import InjectFn, KillFn, PendingFn, ThreadArg
 
 __all__ = ["make_kill"]
 
@@ -89,10 +89,21 @@ def _wait_until_in_run(thread: threading.Thread, deadline: float | None) -> None
         delay = min(delay * 2, 0.005)
 
 
-def _wait_ident_gone(ident: int, deadline: float | None) -> bool:
-    """Wait for a thread threading does not know (no Thread to join)."""
+def _wait_ident_gone(ident: int, deadline: float | None, pending: PendingFn) -> bool:
+    """Wait for a thread threading does not know (no Thread to join).
+
+    It has ended once it has received the exception and no longer runs Python
+    code (sys._current_frames() lists only threads that do).
+    """
+
+    def gone() -> bool:
+        try:
+            return pending(ident) is None and ident not in sys._current_frames()
+        except ThreadNotFoundError:
+            return True
+
     delay = 0.0001
-    while ident in sys._current_frames():
+    while not gone():
         if deadline is not None:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -103,8 +114,8 @@ def _wait_ident_gone(ident: int, deadline: float | None) -> bool:
     return True
 
 
-def make_kill(inject: InjectFn) -> KillFn:
-    """Build kill() on a backend's inject()."""
+def make_kill(inject: InjectFn, pending: PendingFn) -> KillFn:
+    """Build kill() on a backend's inject() and pending()."""
 
     def kill(thread: ThreadArg, timeout: float | None = None) -> bool:
         """Raise ThreadKilled in `thread`, then wait up to `timeout` seconds for it to end.
@@ -134,7 +145,7 @@ def make_kill(inject: InjectFn) -> KillFn:
         if target is None or isinstance(target, threading._DummyThread):
             # not started by threading: nothing to join, watch the ident instead
             assert isinstance(ident, int)
-            return _wait_ident_gone(ident, deadline)
+            return _wait_ident_gone(ident, deadline, pending)
         target.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
         return not target.is_alive()
 
