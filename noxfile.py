@@ -135,3 +135,4 @@ def bench(session: nox.Session) -> None:
     session.install(build_wheel(session))
     session.chdir(str(ROOT / "benchmarks"))
     session.run("python", "bench_inject.py", *session.posargs)
+    session.run("python", "bench_instructions.py")
