@@ -148,12 +148,13 @@ def main() -> None:
 def kill_latency(rounds: int = 200) -> None:
     """kill() -> joined, for a thread in a busy loop, both backends."""
     from threadinject._kill import make_kill
+    from threadinject._wake import make_wake
 
     print(f"kill() until joined, busy-loop target, {rounds} kills per backend")
     print(f"{'backend':<10}{'median ms':>11}{'p99 ms':>9}{'max ms':>9}")
     for name in _backends.NAMES:
         backend = _backends.load(name)
-        kill = make_kill(backend.inject, backend.pending)
+        kill = make_kill(backend.inject, backend.pending, make_wake(backend.pending))
         times = []
         for _ in range(rounds):
             started = threading.Event()

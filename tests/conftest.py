@@ -16,6 +16,7 @@ import pytest
 
 from threadinject import _backends
 from threadinject._kill import make_kill
+from threadinject._wake import make_wake
 
 JOIN_TIMEOUT = 10.0  # generous: a bound for CI, never a timing claim
 
@@ -24,12 +25,14 @@ JOIN_TIMEOUT = 10.0  # generous: a bound for CI, never a timing claim
 def api(request: pytest.FixtureRequest) -> SimpleNamespace:
     """The public functions, bound to one backend (each test runs on both)."""
     backend = _backends.load(request.param)
+    wake = make_wake(backend.pending)
     return SimpleNamespace(
         name=request.param,
         inject=backend.inject,
         cancel=backend.cancel,
         pending=backend.pending,
-        kill=make_kill(backend.inject, backend.pending),
+        wake=wake,
+        kill=make_kill(backend.inject, backend.pending, wake),
     )
 
 

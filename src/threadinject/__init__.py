@@ -13,15 +13,20 @@ from ._backends import select as _select
 from ._errors import ThreadKilled, ThreadNotFoundError
 from ._kill import make_kill as _make_kill
 from ._types import CancelFn, InjectFn, KillFn, PendingFn
+from ._wake import WakeFn, WakeResult, WakeStatus
+from ._wake import make_wake as _make_wake
 
 __all__ = [
     "ThreadKilled",
     "ThreadNotFoundError",
+    "WakeResult",
+    "WakeStatus",
     "backend",
     "cancel",
     "inject",
     "kill",
     "pending",
+    "wake",
 ]
 __version__ = "0.1.0"
 
@@ -35,5 +40,7 @@ inject: InjectFn = _impl.inject
 cancel: CancelFn = _impl.cancel
 #: pending(thread, /): the injection not yet raised in `thread`, or None.
 pending: PendingFn = _impl.pending
-#: kill(thread, timeout=None) -> bool: inject ThreadKilled and wait for the end.
-kill: KillFn = _make_kill(inject, pending)
+#: wake(thread, /) -> WakeResult: end the wait of a thread whose injection is pending.
+wake: WakeFn = _make_wake(pending)
+#: kill(thread, timeout=None) -> bool: inject ThreadKilled, wake, wait for the end.
+kill: KillFn = _make_kill(inject, pending, wake)

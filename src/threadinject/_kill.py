@@ -9,6 +9,7 @@ import time
 
 from ._errors import ThreadKilled, ThreadNotFoundError
 from ._types import InjectFn, KillFn, PendingFn, ThreadArg
+from ._wake import WakeFn
 
 __all__ = ["make_kill"]
 
@@ -114,13 +115,34 @@ def _wait_ident_gone(ident: int, deadline: float | None, pending: PendingFn) -> 
     return True
 
 
-def make_kill(inject: InjectFn, pending: PendingFn) -> KillFn:
-    """Build kill() on a backend's inject() and pending()."""
+def _join_waking(thread: threading.Thread, deadline: float | None, wake: WakeFn) -> None:
+    """join(), waking the thread from its waits while its exception is pending.
+
+    wake() is repeated because a thread can enter a new wait after a first
+    call found it running, or was between queueing its waiter and blocking.
+    """
+    pause = 0.001
+    while thread.is_alive():
+        try:
+            wake(thread)
+        except ThreadNotFoundError:  # it has just finished
+            pass
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            return
+        thread.join(pause if left is None else min(pause, left))
+        pause = min(pause * 2, 0.1)
+
+
+def make_kill(inject: InjectFn, pending: PendingFn, wake: WakeFn) -> KillFn:
+    """Build kill() on a backend's inject() and pending(), and wake() on them."""
 
     def kill(thread: ThreadArg, timeout: float | None = None) -> bool:
         """Raise ThreadKilled in `thread`, then wait up to `timeout` seconds for it to end.
 
-        Returns whether the thread has ended.  Killing the calling thread
+        Escalation: inject ThreadKilled; wake the thread from a wait that
+        wake() can end (Condition-based waits), repeatedly while it is pending;
+        join until `timeout`.  Returns whether the thread has ended.  Killing the calling thread
         raises ThreadKilled at once.  A Thread that has already finished counts
         as ended; an unstarted Thread or an unknown ident raises
         ThreadNotFoundError.
@@ -145,8 +167,12 @@ def make_kill(inject: InjectFn, pending: PendingFn) -> KillFn:
         if target is None or isinstance(target, threading._DummyThread):
             # not started by threading: nothing to join, watch the ident instead
             assert isinstance(ident, int)
+            try:
+                wake(ident)
+            except ThreadNotFoundError:
+                return True
             return _wait_ident_gone(ident, deadline, pending)
-        target.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        _join_waking(target, deadline, wake)
         return not target.is_alive()
 
     return kill

@@ -1,0 +1,243 @@
+"""wake() and kill() on threads blocked in Condition-based waits, on both backends.
+
+Event.wait, Queue.get/put, Semaphore.acquire and Condition.wait all block in
+threading.Condition.wait, which wake() ends portably.  Each test checks the
+thread ends with the injected exception *and* that the primitive still works
+for the other threads.
+"""
+
+from __future__ import annotations
+
+import queue
+import random
+import sys
+import threading
+import time
+
+import pytest
+from conftest import JOIN_TIMEOUT, busy
+
+from threadinject import ThreadKilled, WakeResult, WakeStatus
+
+
+def blocked_in(thread: threading.Thread, code: object) -> bool:
+    frame = sys._current_frames().get(thread.ident)  # type: ignore[arg-type]
+    while frame is not None:
+        if frame.f_code is code:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def wait_until_waiting(thread: threading.Thread) -> None:
+    """Until `thread` is inside Condition.wait (bounded)."""
+    deadline = time.monotonic() + JOIN_TIMEOUT
+    while not blocked_in(thread, threading.Condition.wait.__code__):
+        assert time.monotonic() < deadline, "the thread never started waiting"
+        time.sleep(0.001)
+
+
+class Waiter:
+    """A thread running `call()`, recording what it returned or raised."""
+
+    def __init__(self, call):
+        self.result = self.caught = None
+        self.thread = threading.Thread(target=self._run, args=(call,), daemon=True)
+        self.thread.start()
+
+    def _run(self, call):
+        try:
+            self.result = call()
+        except BaseException as exc:
+            self.caught = exc
+
+
+@pytest.fixture
+def waiters():
+    made = []
+
+    def make(call):
+        waiter = Waiter(call)
+        made.append(waiter)
+        wait_until_waiting(waiter.thread)
+        return waiter
+
+    yield make
+    for waiter in made:
+        waiter.thread.join(JOIN_TIMEOUT)
+    assert not any(w.thread.is_alive() for w in made), "a waiting thread was left running"
+
+
+def test_kill_ends_event_wait_and_event_still_works(api, waiters):
+    event = threading.Event()
+    victim, other = waiters(event.wait), waiters(event.wait)
+    assert api.kill(victim.thread, JOIN_TIMEOUT) is True
+    assert type(victim.caught) is ThreadKilled
+    assert other.thread.is_alive()  # the other waiter was not woken
+    event.set()
+    other.thread.join(JOIN_TIMEOUT)
+    assert other.result is True
+
+
+def test_kill_ends_queue_get_and_no_item_or_wakeup_is_lost(api, waiters):
+    q: queue.Queue[int] = queue.Queue()
+    victim, other = waiters(q.get), waiters(q.get)
+    assert api.kill(victim.thread, JOIN_TIMEOUT) is True
+    assert type(victim.caught) is ThreadKilled
+    q.put(42)
+    other.thread.join(JOIN_TIMEOUT)
+    assert other.result == 42 and q.empty()
+    assert len(q.not_empty._waiters) == 0  # type: ignore[attr-defined]
+
+
+def test_kill_ends_full_queue_put(api, waiters):
+    q: queue.Queue[int] = queue.Queue(maxsize=1)
+    q.put(1)
+    victim = waiters(lambda: q.put(2))
+    assert api.kill(victim.thread, JOIN_TIMEOUT) is True
+    assert type(victim.caught) is ThreadKilled
+    assert q.get_nowait() == 1 and q.empty()
+
+
+def test_kill_ends_condition_wait_and_notify_reaches_the_others(api, waiters):
+    cond = threading.Condition()
+
+    def wait():
+        with cond:
+            return cond.wait()
+
+    victim, other = waiters(wait), waiters(wait)
+    assert api.kill(victim.thread, JOIN_TIMEOUT) is True
+    assert type(victim.caught) is ThreadKilled
+    with cond:
+        assert len(cond._waiters) == 1  # type: ignore[attr-defined]  # only the other one
+        cond.notify()
+    other.thread.join(JOIN_TIMEOUT)
+    assert other.result is True
+    assert cond.acquire(timeout=JOIN_TIMEOUT)  # the victim's `with cond:` released it
+    cond.release()
+
+
+def test_kill_ends_semaphore_acquire(api, waiters):
+    sem = threading.Semaphore(0)
+    victim, other = waiters(sem.acquire), waiters(sem.acquire)
+    assert api.kill(victim.thread, JOIN_TIMEOUT) is True
+    assert type(victim.caught) is ThreadKilled
+    sem.release()
+    other.thread.join(JOIN_TIMEOUT)
+    assert other.result is True
+
+
+def test_kill_ends_timed_wait(api, waiters):
+    event = threading.Event()
+    victim = waiters(lambda: event.wait(JOIN_TIMEOUT * 100))
+    assert api.kill(victim.thread, JOIN_TIMEOUT) is True
+    assert type(victim.caught) is ThreadKilled
+
+
+def test_wake_reports_woken_and_the_exception_lands(api, waiters):
+    event = threading.Event()
+    victim = waiters(event.wait)
+    exc = LookupError("woken up")
+    api.inject(victim.thread, exc)
+    result = api.wake(victim.thread)
+    assert result == WakeResult(WakeStatus.WOKEN, "threading.Condition.wait") and result
+    victim.thread.join(JOIN_TIMEOUT)
+    assert victim.caught is exc
+
+
+def test_wake_without_pending_exception_does_nothing(api, waiters):
+    event = threading.Event()
+    victim = waiters(event.wait)
+    result = api.wake(victim.thread)
+    assert result.status is WakeStatus.NOTHING_PENDING and not result
+    assert victim.thread.is_alive()  # no fake wake-up: Event.wait did not return
+    event.set()
+    victim.thread.join(JOIN_TIMEOUT)
+    assert victim.result is True
+
+
+def test_wake_running_thread_reports_not_blocked(api, spawn):
+    target = spawn(busy)
+    api.inject(target.thread, KeyError)
+    # it may already have received it: then nothing is pending any more
+    assert api.wake(target.thread).status in (WakeStatus.NOT_BLOCKED, WakeStatus.NOTHING_PENDING)
+    target.join()
+    assert type(target.caught) is KeyError
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="names system calls from /proc: Linux only")
+def test_wake_names_the_system_call_it_cannot_end(api):
+    gate = threading.Lock()
+    gate.acquire()
+    ready = threading.Event()
+
+    def body():
+        ready.set()
+        gate.acquire()  # blocked in the kernel (futex), not in a Condition
+
+    thread = threading.Thread(target=body, daemon=True)
+    thread.start()
+    ready.wait(JOIN_TIMEOUT)
+    try:
+        api.inject(thread, KeyError)
+        deadline = time.monotonic() + JOIN_TIMEOUT
+        while (result := api.wake(thread)).status is WakeStatus.NOT_BLOCKED:
+            assert time.monotonic() < deadline
+            time.sleep(0.001)
+        assert result == WakeResult(WakeStatus.UNSUPPORTED_CALL, "futex")
+        assert api.kill(thread, 0.05) is False  # documented: not woken in this release
+    finally:
+        gate.release()
+        thread.join(JOIN_TIMEOUT)
+    assert not thread.is_alive()
+
+
+@pytest.mark.parametrize("bad", [None, "1", 1.5, True])
+def test_wake_bad_thread(api, bad):
+    with pytest.raises(TypeError, match=r"wake\(\) argument 'thread'"):
+        api.wake(bad)
+
+
+def test_killing_queue_consumers_under_traffic_loses_no_item(api):
+    # A consumer blocked in Queue.get() is killed while a producer puts items
+    # at random moments: every item ends up consumed or still queued, and the
+    # other consumers keep being served (no notify() is swallowed).
+    rng = random.Random(1234)
+    for _ in range(30):
+        q: queue.Queue[int | None] = queue.Queue()
+        got: list[int] = []
+
+        def consume(q=q, got=got):
+            try:
+                while True:
+                    item = q.get()
+                    if item is None:
+                        return
+                    got.append(item)
+            except ThreadKilled:
+                pass
+
+        consumers = [threading.Thread(target=consume, daemon=True) for _ in range(3)]
+        for c in consumers:
+            c.start()
+        n = rng.randint(0, 5)
+        delays = [rng.random() * 0.0005 for _ in range(n)]
+
+        def produce(q=q, delays=delays):
+            for i, delay in enumerate(delays):
+                q.put(i)
+                time.sleep(delay)
+
+        producer = threading.Thread(target=produce, daemon=True)
+        producer.start()
+        time.sleep(rng.random() * 0.002)
+        assert api.kill(consumers[0], JOIN_TIMEOUT) is True
+        producer.join(JOIN_TIMEOUT)
+        for _ in consumers[1:]:
+            q.put(None)
+        for c in consumers[1:]:
+            c.join(JOIN_TIMEOUT)
+        assert not any(c.is_alive() for c in consumers)
+        left = [q.get_nowait() for _ in range(q.qsize())]
+        assert sorted(got + [x for x in left if x is not None]) == list(range(n))
