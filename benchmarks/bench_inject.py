@@ -154,7 +154,8 @@ def kill_latency(rounds: int = 200) -> None:
     print(f"{'backend':<10}{'median ms':>11}{'p99 ms':>9}{'max ms':>9}")
     for name in _backends.NAMES:
         backend = _backends.load(name)
-        kill = make_kill(backend.inject, backend.pending, make_wake(backend.pending))
+        wake = make_wake(backend.pending, backend if name == "c" else None)
+        kill = make_kill(backend.inject, backend.pending, wake)
         times = []
         for _ in range(rounds):
             started = threading.Event()

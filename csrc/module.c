@@ -1,7 +1,9 @@
 /* threadinject._core: module initialisation and the method table.
- * The functions themselves are in inject.c; the carrier type in carrier.c. */
+ * The functions themselves are in inject.c; the carrier type in carrier.c;
+ * the system-call wake in wake_*.c. */
 #include "carrier.h"
 #include "inject.h"
+#include "wake.h"
 
 PyDoc_STRVAR(inject_doc,
 "inject(thread, exc, /)\n--\n\n"
@@ -19,6 +21,10 @@ static PyMethodDef core_methods[] = {
     {"inject", (PyCFunction)(void (*)(void))ti_inject, METH_FASTCALL, inject_doc},
     {"cancel", (PyCFunction)(void (*)(void))ti_cancel, METH_FASTCALL, cancel_doc},
     {"pending", (PyCFunction)(void (*)(void))ti_pending, METH_FASTCALL, pending_doc},
+    {"_wake_install", (PyCFunction)(void (*)(void))ti_wake_install, METH_FASTCALL,
+     "Private: install the system-call wake handler on a real-time signal."},
+    {"_wake_send", (PyCFunction)(void (*)(void))ti_wake_send, METH_FASTCALL,
+     "Private: arm a thread's wake slot and signal it (see csrc/wake.h)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -90,7 +96,7 @@ core_exec(PyObject *module)
     if (st->carrier == NULL) {
         return -1;
     }
-    return 0;
+    return PyModule_AddIntConstant(module, "WAKE_SUPPORTED", ti_wake_supported);
 }
 
 static int

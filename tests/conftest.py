@@ -25,7 +25,7 @@ JOIN_TIMEOUT = 10.0  # generous: a bound for CI, never a timing claim
 def api(request: pytest.FixtureRequest) -> SimpleNamespace:
     """The public functions, bound to one backend (each test runs on both)."""
     backend = _backends.load(request.param)
-    wake = make_wake(backend.pending)
+    wake = make_wake(backend.pending, backend if request.param == "c" else None)
     return SimpleNamespace(
         name=request.param,
         inject=backend.inject,

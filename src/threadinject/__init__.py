@@ -41,6 +41,6 @@ cancel: CancelFn = _impl.cancel
 #: pending(thread, /): the injection not yet raised in `thread`, or None.
 pending: PendingFn = _impl.pending
 #: wake(thread, /) -> WakeResult: end the wait of a thread whose injection is pending.
-wake: WakeFn = _make_wake(pending)
+wake: WakeFn = _make_wake(pending, _impl if backend == "c" else None)
 #: kill(thread, timeout=None) -> bool: inject ThreadKilled, wake, wait for the end.
 kill: KillFn = _make_kill(inject, pending, wake)

@@ -1,22 +1,27 @@
 """wake(): end the wait of a thread that has an exception pending, so it lands.
 
 An injected exception is raised when its thread next runs bytecode; a thread
-blocked in a wait does not.  This release ends one kind of wait, on every
-platform: waits in ``threading.Condition.wait``, which is where
-``Event.wait``, ``Queue.get``/``put``, ``Semaphore.acquire``,
-``Condition.wait``/``wait_for`` and ``Barrier.wait`` block.  Each blocks on a
-private one-shot lock (``waiter``) that ``notify()`` releases.  wake(), holding
-the condition's lock as ``notify()`` does, takes that waiter out of the
-condition's queue and releases it: the thread returns from its
-``waiter.acquire()`` and the pending exception is raised right there, inside
-``Condition.wait``, whose ``finally`` re-acquires the condition's lock, so the
-caller's ``with cond:`` releases it as usual.  No other waiter is affected, and
-no ``notify()`` is lost: if one had already chosen the thread, wake() passes
-one on with ``notify()`` (every user of a Condition re-checks its predicate, so
-a spare wake-up is harmless).
+blocked in a wait does not.  wake() ends two kinds of waits:
 
-Other waits (``time.sleep``, sockets, ``select``, ``Lock.acquire``,
-``Thread.join``) are reported, by name on Linux, as not supported yet.
+* Waits in ``threading.Condition.wait``, on every platform and backend: where
+  ``Event.wait``, ``Queue.get``/``put``, ``Semaphore.acquire``,
+  ``Condition.wait``/``wait_for`` and ``Barrier.wait`` block.  Each blocks on
+  a private one-shot lock (``waiter``) that ``notify()`` releases.  wake(),
+  holding the condition's lock as ``notify()`` does, takes that waiter out of
+  the condition's queue and releases it: the thread returns from its
+  ``waiter.acquire()`` and the pending exception is raised right there, inside
+  ``Condition.wait``, whose ``finally`` re-acquires the condition's lock, so
+  the caller's ``with cond:`` releases it as usual.  No other waiter is
+  affected, and no ``notify()`` is lost: if one had already chosen the thread,
+  wake() passes one on with ``notify()`` (every user of a Condition re-checks
+  its predicate, so a spare wake-up is harmless).
+* System calls made by the interpreter (``time.sleep``, socket reads and
+  ``accept``, ``select``/``poll``/selectors, ``os.read``, ``os.waitpid`` and
+  so ``Popen.wait``), on Linux x86-64 with the C backend: see _syscalls.py
+  and csrc/wake_linux_x86_64.c.
+
+Other waits (``Lock.acquire``, ``Thread.join``, ``connect``...) are reported
+by name as not supported.
 """
 
 from __future__ import annotations
@@ -24,8 +29,10 @@ from __future__ import annotations
 import enum
 import sys
 import threading
+from types import ModuleType
 from typing import NamedTuple, Protocol
 
+from . import _syscalls
 from ._errors import ThreadNotFoundError
 from ._types import PendingFn, ThreadArg
 
@@ -45,8 +52,14 @@ class WakeStatus(enum.Enum):
     """The thread runs, or is already being woken: the exception lands by itself."""
     UNSUPPORTED_CALL = "unsupported call"
     """The thread waits in a call this release cannot end (`call` names it)."""
+    FOREIGN_CODE = "foreign code"
+    """The system call was made by third-party native code: its handling of an
+    interrupted call is unknown, so it is left alone."""
+    SIGNAL_BLOCKED = "signal blocked"
+    """The thread blocks the signal used to wake it."""
     PLATFORM_UNSUPPORTED = "platform unsupported"
-    """The thread is not in a Condition wait, and this platform gives no way to tell more."""
+    """Not in a Condition wait, and no system-call wake here (not Linux x86-64,
+    or the ctypes backend)."""
 
 
 class WakeResult(NamedTuple):
@@ -59,17 +72,6 @@ class WakeResult(NamedTuple):
 
 
 _CONDITION_WAIT = threading.Condition.wait.__code__
-
-# x86-64 Linux system call numbers of the calls blocked threads usually sit
-# in (arch/x86/entry/syscalls/syscall_64.tbl), to name them in WakeResult.
-_SYSCALLS_X86_64 = {
-    0: "read", 7: "poll", 17: "pread64", 19: "readv", 23: "select", 35: "nanosleep",
-    42: "connect", 43: "accept", 44: "sendto", 45: "recvfrom", 46: "sendmsg", 47: "recvmsg",
-    61: "wait4", 72: "fcntl", 73: "flock", 202: "futex", 230: "clock_nanosleep",
-    232: "epoll_wait", 247: "waitid", 270: "pselect6", 271: "ppoll", 281: "epoll_pwait",
-    288: "accept4", 441: "epoll_pwait2",
-}
-
 
 def _condition_wait_frame(ident: int) -> object | None:
     """The frame of Condition.wait the thread is in, if it is the innermost
@@ -108,39 +110,45 @@ def _release_waiter(frame: object) -> WakeResult:
         cond.release()
 
 
-def _syscall_of(thread: threading.Thread | None) -> WakeResult:
-    """What /proc says the thread is doing (Linux), for the report."""
+def _wake_syscall(thread: threading.Thread | None, ident: int, core: ModuleType | None) -> WakeResult:
+    """Wake `thread` from the system call it is blocked in, if we can."""
     if thread is not None and not thread.is_alive():  # it has just ended
         return WakeResult(WakeStatus.NOT_BLOCKED)
     native_id = getattr(thread, "native_id", None)
     if not sys.platform.startswith("linux") or native_id is None:
         return WakeResult(WakeStatus.PLATFORM_UNSUPPORTED)
     try:
-        with open(f"/proc/self/task/{native_id}/syscall") as f:
-            fields = f.read().split()
+        blocked = _syscalls.blocked_call(native_id)
     except OSError:  # ENOENT, ESRCH: the task is exiting
         return WakeResult(WakeStatus.NOT_BLOCKED)
-    if not fields or fields[0] == "running":
+    if blocked is None:
         return WakeResult(WakeStatus.NOT_BLOCKED)
-    number = int(fields[0])
-    if number < 0:  # -1: not in a system call (blocked in user space or just running)
+    name = _syscalls.name_of(blocked.number)
+    substitute = _syscalls.substitute_for(blocked.number)
+    if core is None or not core.WAKE_SUPPORTED or not _syscalls.SUPPORTED:
+        return WakeResult(WakeStatus.PLATFORM_UNSUPPORTED, name)
+    if substitute is None:
+        return WakeResult(WakeStatus.UNSUPPORTED_CALL, name)
+    if _syscalls.called_from_interpreter(blocked.sp) is False:
+        return WakeResult(WakeStatus.FOREIGN_CODE, name)
+    signo = _syscalls.chosen_signal()
+    try:
+        if _syscalls.signal_blocked(native_id, signo):
+            return WakeResult(WakeStatus.SIGNAL_BLOCKED, name)
+    except OSError:
         return WakeResult(WakeStatus.NOT_BLOCKED)
-    name = _SYSCALLS_X86_64.get(number, f"syscall {number}") if _is_x86_64() else f"syscall {number}"
-    return WakeResult(WakeStatus.UNSUPPORTED_CALL, name)
-
-
-def _is_x86_64() -> bool:
-    import platform
-
-    return platform.machine() in ("x86_64", "AMD64")
+    sent = core._wake_send(ident, native_id, blocked.ip, blocked.arg0, substitute.result,
+                           substitute.zero_fdsets, not _syscalls.CPYTHON_RAISES_AFTER_EINTR)
+    return WakeResult(WakeStatus.WOKEN if sent else WakeStatus.NOT_BLOCKED, name)
 
 
 class WakeFn(Protocol):
     def __call__(self, thread: ThreadArg, /) -> WakeResult: ...
 
 
-def make_wake(pending: PendingFn) -> WakeFn:
-    """Build wake() on a backend's pending()."""
+def make_wake(pending: PendingFn, core: ModuleType | None) -> WakeFn:
+    """Build wake() on a backend's pending(); `core`: the C module, for
+    system-call wakes (None for the ctypes backend)."""
 
     def wake(thread: ThreadArg, /) -> WakeResult:
         """End the wait of `thread` so that its pending exception is raised now.
@@ -164,6 +172,6 @@ def make_wake(pending: PendingFn) -> WakeFn:
         frame = _condition_wait_frame(ident)
         if frame is not None:
             return _release_waiter(frame)
-        return _syscall_of(target)
+        return _wake_syscall(target, ident, core)
 
     return wake

@@ -1,0 +1,26 @@
+/* Waking a thread blocked in a system call, so that its pending exception is
+ * raised.  One implementation per platform (wake_linux_x86_64.c,
+ * wake_unsupported.c); the policy (which calls, which results) is Python's,
+ * in src/threadinject/_syscalls.py. */
+#ifndef THREADINJECT_WAKE_H
+#define THREADINJECT_WAKE_H
+
+#include "compat.h"
+
+/* _wake_install(signo, /) -> None: install the handler for real-time signal
+ * `signo` (once; later calls with the same signo do nothing). */
+PyObject *ti_wake_install(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+
+/* _wake_send(ident, tid, ip, arg0, result, zero_fdsets, rewrite, /) -> bool:
+ * arm the slot of thread `tid` (kernel id) for the system call that returns
+ * at `ip` with first argument `arg0`, then send the signal to the thread
+ * `ident` (pthread_t).  When the handler finds the thread returning -EINTR
+ * from exactly that call it replaces the result with `result` (if `rewrite`),
+ * zeroing select()'s fd sets if `zero_fdsets`.  Returns whether the signal
+ * was sent. */
+PyObject *ti_wake_send(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+
+/* Whether this build can wake blocked system calls (a module constant). */
+extern const int ti_wake_supported;
+
+#endif /* THREADINJECT_WAKE_H */

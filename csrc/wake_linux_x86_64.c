@@ -1,0 +1,255 @@
+/* Waking a thread blocked in a system call, Linux x86-64 (glibc or musl).
+ *
+ * CPython retries a system call interrupted by a signal (PEP 475), and before
+ * 3.15 it does not raise a pending asynchronous exception on the way, so a
+ * thread in time.sleep(), recv(), select()... never gets to run bytecode.
+ * The injector reads, from /proc/self/task/<tid>/syscall, which call the
+ * target is blocked in, where it returns (the instruction after `syscall`)
+ * and its first argument; arms this thread's slot with them and with the
+ * result to substitute; and sends a real-time signal to that thread.  Our
+ * handler, installed without SA_RESTART so the kernel makes the call return
+ * -EINTR, checks that the thread is returning -EINTR from exactly that call
+ * and then changes the result (a completed sleep, a timeout, an end of file:
+ * the choice is Python's, _syscalls.py), so CPython's retry loop ends and the
+ * pending exception is raised at the next bytecode.  Anywhere else the
+ * handler changes nothing: the interrupted call returns EINTR and is retried.
+ */
+#if defined(__linux__) && defined(__x86_64__)
+#include "wake.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+const int ti_wake_supported = 1;
+
+/* The slot table is process-wide static state, the one exception to "module
+ * state only": a signal handler has no module to look it up from, and may
+ * only touch memory that is valid at any moment without locks. */
+#define SLOTS 128
+
+typedef struct {
+    atomic_long tid;          /* kernel thread id owning the slot, 0: free */
+    atomic_int armed;         /* 1 from arming until the handler has run */
+    unsigned long ip;         /* return address of the `syscall` instruction */
+    unsigned long arg0;       /* the call's first argument */
+    long result;              /* the value to return instead of -EINTR */
+    int zero_fdsets;          /* select/pselect6: clear the three fd sets */
+    int rewrite;              /* 0: only interrupt (CPython raises by itself) */
+} slot;
+
+static slot slots[SLOTS];
+static atomic_int installed_signo;
+static struct sigaction previous;
+static pthread_mutex_t arm_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* ---------------------------------------------------------------------
+ * The signal handler.  It performs only these operations, all
+ * async-signal-safe: getpid() and syscall(SYS_gettid); atomic loads and
+ * stores on `slots`; reads of the interrupted context (ucontext_t) and of two
+ * code bytes at its instruction pointer; writes to the context's RAX and to
+ * the fd sets the interrupted select() was given (plain byte stores); a call
+ * of the previously installed handler for signals that are not ours.  No
+ * allocation, no locks, no libc buffers, no Python API.
+ * --------------------------------------------------------------------- */
+
+static void
+chain(int signo, siginfo_t *info, void *context)
+{
+    if (previous.sa_flags & SA_SIGINFO) {
+        if (previous.sa_sigaction != NULL) {
+            previous.sa_sigaction(signo, info, context);
+        }
+    }
+    else if (previous.sa_handler != SIG_DFL && previous.sa_handler != SIG_IGN) {
+        previous.sa_handler(signo);
+    }
+    /* SIG_DFL of a real-time signal would end the process; we chose a signal
+     * nobody had a handler for, so a stray one is dropped instead. */
+}
+
+static void
+clear_fdset(unsigned long address, unsigned long nfds)
+{
+    volatile unsigned char *bytes = (volatile unsigned char *)address;
+    if (bytes == NULL) {
+        return;
+    }
+    for (unsigned long i = 0; i < (nfds + 7) / 8; i++) {
+        bytes[i] = 0;
+    }
+}
+
+static void
+handler(int signo, siginfo_t *info, void *context)
+{
+    int saved_errno = errno;
+    if (info == NULL || info->si_code != SI_QUEUE || info->si_pid != getpid()
+        || info->si_value.sival_ptr != (void *)slots) {
+        chain(signo, info, context);
+        errno = saved_errno;
+        return;
+    }
+    long tid = (long)syscall(SYS_gettid);
+    for (int i = 0; i < SLOTS; i++) {
+        slot *s = &slots[i];
+        if (atomic_load_explicit(&s->tid, memory_order_acquire) != tid) {
+            continue;
+        }
+        if (!atomic_load_explicit(&s->armed, memory_order_acquire)) {
+            break;
+        }
+        greg_t *regs = ((ucontext_t *)context)->uc_mcontext.gregs;
+        const unsigned char *ip = (const unsigned char *)regs[REG_RIP];
+        if (s->rewrite
+            && regs[REG_RAX] == -EINTR
+            && (unsigned long)regs[REG_RIP] == s->ip
+            && (unsigned long)regs[REG_RDI] == s->arg0
+            && ip[-2] == 0x0f && ip[-1] == 0x05) {   /* `syscall` */
+            if (s->zero_fdsets) {
+                clear_fdset((unsigned long)regs[REG_RSI], (unsigned long)regs[REG_RDI]);
+                clear_fdset((unsigned long)regs[REG_RDX], (unsigned long)regs[REG_RDI]);
+                clear_fdset((unsigned long)regs[REG_R10], (unsigned long)regs[REG_RDI]);
+            }
+            regs[REG_RAX] = s->result;
+        }
+        atomic_store_explicit(&s->armed, 0, memory_order_release);
+        break;
+    }
+    errno = saved_errno;
+}
+
+/* --------------------------------------------------------------------- */
+
+PyObject *
+ti_wake_install(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 1) {
+        PyErr_SetString(PyExc_TypeError, "_wake_install(signo, /)");
+        return NULL;
+    }
+    long signo = PyLong_AsLong(args[0]);
+    if (signo == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (signo < SIGRTMIN || signo > SIGRTMAX) {
+        PyErr_Format(PyExc_ValueError, "_wake_install() argument 'signo' must be a "
+                     "real-time signal (%d..%d), not %ld", SIGRTMIN, SIGRTMAX, signo);
+        return NULL;
+    }
+    int current = atomic_load(&installed_signo);
+    if (current == signo) {
+        Py_RETURN_NONE;
+    }
+    if (current != 0) {
+        PyErr_Format(PyExc_RuntimeError, "threadinject already uses signal %d", current);
+        return NULL;
+    }
+    struct sigaction action;
+    memset(&action, 0, sizeof(action));
+    action.sa_sigaction = handler;
+    action.sa_flags = SA_SIGINFO;   /* no SA_RESTART: interrupted calls return EINTR */
+    if (sigemptyset(&action.sa_mask) < 0 || sigaction((int)signo, &action, &previous) < 0) {
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    atomic_store(&installed_signo, (int)signo);
+    Py_RETURN_NONE;
+}
+
+/* Parse the arguments of _wake_send; 0 on success, -1 with an exception. */
+static int
+parse_send(PyObject *const *args, Py_ssize_t nargs, unsigned long *ident, long *tid,
+           unsigned long *ip, unsigned long *arg0, long *result, int *zero_fdsets, int *rewrite)
+{
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError,
+                        "_wake_send(ident, tid, ip, arg0, result, zero_fdsets, rewrite, /)");
+        return -1;
+    }
+    *ident = PyLong_AsUnsignedLong(args[0]);
+    *tid = PyLong_AsLong(args[1]);
+    *ip = PyLong_AsUnsignedLong(args[2]);
+    *arg0 = PyLong_AsUnsignedLong(args[3]);
+    *result = PyLong_AsLong(args[4]);
+    if (PyErr_Occurred()) {
+        return -1;
+    }
+    *zero_fdsets = PyObject_IsTrue(args[5]);
+    *rewrite = PyObject_IsTrue(args[6]);
+    return (*zero_fdsets < 0 || *rewrite < 0) ? -1 : 0;
+}
+
+/* The slot of `tid`, claiming a free or idle one if it has none. */
+static slot *
+slot_for(long tid)
+{
+    slot *idle = NULL;
+    for (int i = 0; i < SLOTS; i++) {
+        long owner = atomic_load(&slots[i].tid);
+        if (owner == tid) {
+            return &slots[i];
+        }
+        if (idle == NULL && (owner == 0 || !atomic_load(&slots[i].armed))) {
+            idle = &slots[i];
+        }
+    }
+    if (idle != NULL) {
+        atomic_store(&idle->armed, 0);
+        atomic_store(&idle->tid, tid);
+    }
+    return idle;
+}
+
+PyObject *
+ti_wake_send(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    unsigned long ident, ip, arg0;
+    long tid, result;
+    int zero_fdsets, rewrite;
+    if (parse_send(args, nargs, &ident, &tid, &ip, &arg0, &result, &zero_fdsets, &rewrite) < 0) {
+        return NULL;
+    }
+    int signo = atomic_load(&installed_signo);
+    if (signo == 0) {
+        PyErr_SetString(PyExc_RuntimeError, "_wake_install() was not called");
+        return NULL;
+    }
+    int err = pthread_mutex_lock(&arm_lock);
+    if (err != 0) {
+        errno = err;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    slot *s = slot_for(tid);
+    if (s == NULL) {
+        pthread_mutex_unlock(&arm_lock);
+        Py_RETURN_FALSE;   /* every slot is armed: the caller tries again later */
+    }
+    atomic_store(&s->armed, 0);
+    s->ip = ip;
+    s->arg0 = arg0;
+    s->result = result;
+    s->zero_fdsets = zero_fdsets;
+    s->rewrite = rewrite;
+    atomic_store_explicit(&s->armed, 1, memory_order_release);
+    union sigval value;
+    value.sival_ptr = (void *)slots;
+    err = pthread_sigqueue((pthread_t)ident, signo, value);
+    if (err != 0) {
+        atomic_store(&s->armed, 0);
+    }
+    pthread_mutex_unlock(&arm_lock);
+    if (err == ESRCH) {
+        Py_RETURN_FALSE;   /* it has just ended */
+    }
+    if (err != 0) {
+        errno = err;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    Py_RETURN_TRUE;
+}
+#endif /* __linux__ && __x86_64__ */

@@ -1,0 +1,28 @@
+/* Platforms other than Linux x86-64: no system-call wake.  The Python layer
+ * reads _core.WAKE_SUPPORTED and reports "platform unsupported" instead of
+ * calling these; they raise if called anyway. */
+#if !(defined(__linux__) && defined(__x86_64__))
+#include "wake.h"
+
+const int ti_wake_supported = 0;
+
+static PyObject *
+unsupported(void)
+{
+    PyErr_SetString(PyExc_NotImplementedError,
+                    "threadinject cannot wake system calls on this platform");
+    return NULL;
+}
+
+PyObject *
+ti_wake_install(PyObject *Py_UNUSED(module), PyObject *const *Py_UNUSED(args), Py_ssize_t Py_UNUSED(nargs))
+{
+    return unsupported();
+}
+
+PyObject *
+ti_wake_send(PyObject *Py_UNUSED(module), PyObject *const *Py_UNUSED(args), Py_ssize_t Py_UNUSED(nargs))
+{
+    return unsupported();
+}
+#endif

@@ -1,0 +1,208 @@
+"""Policy for waking threads blocked in system calls (Linux x86-64, C backend).
+
+The mechanism is in csrc/wake_linux_x86_64.c: the thread is sent a real-time
+signal, and the handler substitutes the result of the one system call it was
+found blocked in.  This module decides which calls, with which results, and
+whether the call was made by the interpreter at all.
+
+Results, chosen so that CPython's retry loop ends and the pending exception is
+raised before any Python code sees the substitute:
+
+* sleeps (nanosleep, clock_nanosleep) return 0: the sleep has completed;
+* select, pselect6, poll, ppoll, epoll_wait* return 0 (timeout), select's fd
+  sets cleared: selectors and select() report nothing ready;
+* read, readv, pread64, recvfrom, recvmsg return 0: end of file.  The
+  exception is raised at the bytecode check that follows the call, so no
+  Python code acts on the empty read (C code that loops on reads, such as a
+  buffered reader, returns what it had);
+* wait4, waitid return 0 ("no child changed state"): os.waitpid() returns
+  (0, 0) and subprocess loops, so the child is not taken for dead.
+
+Not handled: lock waits (futex: a forced timeout prints ``sem_wait: ...`` on
+CPython <= 3.13 and can break a ``with lock:``), and accept/accept4: no
+result can stand for a new connection, and any error (ECONNABORTED, EAGAIN)
+is raised by CPython as an OSError that the caller's ``except`` clause runs
+on before the injected exception lands.
+
+From CPython 3.15 (gh-144748), the interpreter raises a pending asynchronous
+exception itself when a system call is interrupted: there the handler only
+interrupts (the call returns EINTR) and changes nothing.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import platform
+import signal
+import sys
+from typing import NamedTuple
+
+SUPPORTED = sys.platform.startswith("linux") and platform.machine() == "x86_64"
+
+#: CPython raises a pending asynchronous exception after EINTR (gh-144748).
+CPYTHON_RAISES_AFTER_EINTR = sys.version_info >= (3, 15)
+
+
+class Substitute(NamedTuple):
+    name: str
+    result: int
+    zero_fdsets: bool = False
+
+
+# arch/x86/entry/syscalls/syscall_64.tbl
+_X86_64 = {
+    0: Substitute("read", 0),
+    17: Substitute("pread64", 0),
+    19: Substitute("readv", 0),
+    45: Substitute("recvfrom", 0),
+    47: Substitute("recvmsg", 0),
+    7: Substitute("poll", 0),
+    271: Substitute("ppoll", 0),
+    23: Substitute("select", 0, zero_fdsets=True),
+    270: Substitute("pselect6", 0, zero_fdsets=True),
+    232: Substitute("epoll_wait", 0),
+    281: Substitute("epoll_pwait", 0),
+    441: Substitute("epoll_pwait2", 0),
+    35: Substitute("nanosleep", 0),
+    230: Substitute("clock_nanosleep", 0),
+    61: Substitute("wait4", 0),
+    247: Substitute("waitid", 0),
+}
+
+# Calls we know the name of but do not wake (yet, or by nature).
+NAMES = {
+    202: "futex", 43: "accept", 288: "accept4", 42: "connect", 44: "sendto", 46: "sendmsg",
+    1: "write", 20: "writev", 72: "fcntl", 73: "flock", 128: "rt_sigtimedwait",
+    130: "rt_sigsuspend", 34: "pause",
+}
+
+
+def substitute_for(number: int) -> Substitute | None:
+    return _X86_64.get(number) if SUPPORTED else None
+
+
+def name_of(number: int) -> str:
+    known = _X86_64.get(number)
+    return known.name if known else NAMES.get(number, f"syscall {number}")
+
+
+class Blocked(NamedTuple):
+    number: int
+    arg0: int
+    sp: int
+    ip: int
+
+
+def blocked_call(native_id: int) -> Blocked | None:
+    """What /proc says the thread is blocked in; None if it is running."""
+    with open(f"/proc/self/task/{native_id}/syscall") as f:
+        fields = f.read().split()
+    if not fields or fields[0] == "running" or int(fields[0]) < 0:
+        return None
+    number, arg0, sp, ip = int(fields[0]), int(fields[1], 16), int(fields[7], 16), int(fields[8], 16)
+    return Blocked(number, arg0, sp, ip)
+
+
+def signal_blocked(native_id: int, signo: int) -> bool:
+    """Whether the thread blocks `signo` (SigBlk in its /proc status)."""
+    with open(f"/proc/self/task/{native_id}/status") as f:
+        for line in f:
+            if line.startswith("SigBlk:"):
+                return bool(int(line.split()[1], 16) & (1 << (signo - 1)))
+    return False
+
+
+# ---------------------------------------------------------------------------
+# Who made the call: the interpreter (python binary, libpython, lib-dynload),
+# or third-party native code, whose handling of a substituted result we
+# cannot know.
+
+_INTERPRETER_MARKERS = ("/lib-dynload/", "libpython")
+
+
+def _executable_mappings() -> list[tuple[int, int, str]]:
+    mappings = []
+    with open("/proc/self/maps") as f:
+        for line in f:
+            parts = line.split(maxsplit=5)
+            if len(parts) >= 2 and "x" in parts[1]:
+                start, end = (int(x, 16) for x in parts[0].split("-"))
+                mappings.append((start, end, parts[5].strip() if len(parts) == 6 else ""))
+    return mappings
+
+
+def _stack_mapping(sp: int) -> tuple[int, int] | None:
+    with open("/proc/self/maps") as f:
+        for line in f:
+            start, end = (int(x, 16) for x in line.split(maxsplit=1)[0].split("-"))
+            if start <= sp < end:
+                return start, end
+    return None
+
+
+def _is_libc(path: str) -> bool:
+    name = os.path.basename(path)
+    return name.startswith(("libc.so", "libc-", "ld-linux", "ld-musl", "libpthread"))
+
+
+def _is_interpreter(path: str) -> bool:
+    if any(marker in path for marker in _INTERPRETER_MARKERS):
+        return True
+    try:
+        return os.path.realpath(path) == os.path.realpath(sys.executable)
+    except OSError:
+        return False
+
+
+def called_from_interpreter(sp: int, words: int = 256) -> bool | None:
+    """Whether the first return address above the C library on the blocked
+    thread's stack lies in the interpreter.  None: no code address found."""
+    stack = _stack_mapping(sp)
+    if stack is None:
+        return None
+    mappings = _executable_mappings()
+    size = min(words * 8, stack[1] - sp)
+    # The thread is blocked in the kernel: its stack does not change under us.
+    raw = ctypes.string_at(sp, size)
+    for i in range(0, size - 7, 8):
+        value = int.from_bytes(raw[i:i + 8], "little")
+        for start, end, path in mappings:
+            if start <= value < end:
+                if _is_libc(path):
+                    break  # still inside the C library's wrapper: look further up
+                return _is_interpreter(path)
+    return None
+
+
+# ---------------------------------------------------------------------------
+# The signal: a real-time signal nobody handles, chosen once per process.
+
+_signo: int | None = None
+
+
+def chosen_signal() -> int:
+    """The signal to use, installing the handler on first use.
+
+    THREADINJECT_SIGNAL=N overrides the choice; otherwise the highest
+    real-time signal whose disposition is still the default.
+    """
+    global _signo
+    if _signo is not None:
+        return _signo
+    from . import _core
+
+    wanted = os.environ.get("THREADINJECT_SIGNAL")
+    if wanted:
+        signo = int(wanted)
+    else:
+        candidates = [
+            n for n in range(signal.SIGRTMAX, signal.SIGRTMIN, -1)
+            if signal.getsignal(n) == signal.SIG_DFL
+        ]
+        if not candidates:
+            raise RuntimeError("threadinject: no free real-time signal for waking threads")
+        signo = candidates[0]
+    _core._wake_install(signo)
+    _signo = signo
+    return signo
