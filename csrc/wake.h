@@ -11,11 +11,11 @@
  * `signo` (once; later calls with the same signo do nothing). */
 PyObject *ti_wake_install(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 
-/* _wake_send(ident, tid, ip, arg0, result, zero_fdsets, rewrite, /) -> bool:
- * arm the slot of thread `tid` (kernel id) for the system call that returns
- * at `ip` with first argument `arg0`, then send the signal to the thread
- * `ident` (pthread_t).  When the handler finds the thread returning -EINTR
- * from exactly that call it replaces the result with `result` (if `rewrite`),
+/* _wake_send(tid, ip, arg0, result, zero_fdsets, rewrite, /) -> bool: arm
+ * the slot of thread `tid` (its kernel id, Thread.native_id) for the system
+ * call that returns at `ip` with first argument `arg0`, then send the signal
+ * to that thread.  When the handler finds the thread returning -EINTR from
+ * exactly that call it replaces the result with `result` (if `rewrite`),
  * zeroing select()'s fd sets if `zero_fdsets`.  Returns whether the signal
  * was sent. */
 PyObject *ti_wake_send(PyObject *module, PyObject *const *args, Py_ssize_t nargs);

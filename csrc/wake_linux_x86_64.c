@@ -18,7 +18,6 @@
 #include "wake.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -46,7 +45,10 @@ typedef struct {
 static slot slots[SLOTS];
 static atomic_int installed_signo;
 static struct sigaction previous;
-static pthread_mutex_t arm_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Serialises injectors arming slots (held for a few stores; a spin lock keeps
+ * the module free of pthread symbols, whose glibc 2.34 versions would raise
+ * the wheel's manylinux floor). */
+static atomic_flag arm_lock = ATOMIC_FLAG_INIT;
 
 /* ---------------------------------------------------------------------
  * The signal handler.  It performs only these operations, all
@@ -163,24 +165,23 @@ ti_wake_install(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t n
 
 /* Parse the arguments of _wake_send; 0 on success, -1 with an exception. */
 static int
-parse_send(PyObject *const *args, Py_ssize_t nargs, unsigned long *ident, long *tid,
-           unsigned long *ip, unsigned long *arg0, long *result, int *zero_fdsets, int *rewrite)
+parse_send(PyObject *const *args, Py_ssize_t nargs, long *tid, unsigned long *ip,
+           unsigned long *arg0, long *result, int *zero_fdsets, int *rewrite)
 {
-    if (nargs != 7) {
+    if (nargs != 6) {
         PyErr_SetString(PyExc_TypeError,
-                        "_wake_send(ident, tid, ip, arg0, result, zero_fdsets, rewrite, /)");
+                        "_wake_send(tid, ip, arg0, result, zero_fdsets, rewrite, /)");
         return -1;
     }
-    *ident = PyLong_AsUnsignedLong(args[0]);
-    *tid = PyLong_AsLong(args[1]);
-    *ip = PyLong_AsUnsignedLong(args[2]);
-    *arg0 = PyLong_AsUnsignedLong(args[3]);
-    *result = PyLong_AsLong(args[4]);
+    *tid = PyLong_AsLong(args[0]);
+    *ip = PyLong_AsUnsignedLong(args[1]);
+    *arg0 = PyLong_AsUnsignedLong(args[2]);
+    *result = PyLong_AsLong(args[3]);
     if (PyErr_Occurred()) {
         return -1;
     }
-    *zero_fdsets = PyObject_IsTrue(args[5]);
-    *rewrite = PyObject_IsTrue(args[6]);
+    *zero_fdsets = PyObject_IsTrue(args[4]);
+    *rewrite = PyObject_IsTrue(args[5]);
     return (*zero_fdsets < 0 || *rewrite < 0) ? -1 : 0;
 }
 
@@ -205,13 +206,34 @@ slot_for(long tid)
     return idle;
 }
 
+/* Arm the slot of `tid`; 0 if every slot is busy. */
+static int
+arm(long tid, unsigned long ip, unsigned long arg0, long result, int zero_fdsets, int rewrite)
+{
+    while (atomic_flag_test_and_set_explicit(&arm_lock, memory_order_acquire)) {
+        /* another injector is storing a few words */
+    }
+    slot *s = slot_for(tid);
+    if (s != NULL) {
+        atomic_store(&s->armed, 0);
+        s->ip = ip;
+        s->arg0 = arg0;
+        s->result = result;
+        s->zero_fdsets = zero_fdsets;
+        s->rewrite = rewrite;
+        atomic_store_explicit(&s->armed, 1, memory_order_release);
+    }
+    atomic_flag_clear_explicit(&arm_lock, memory_order_release);
+    return s != NULL;
+}
+
 PyObject *
 ti_wake_send(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
 {
-    unsigned long ident, ip, arg0;
+    unsigned long ip, arg0;
     long tid, result;
     int zero_fdsets, rewrite;
-    if (parse_send(args, nargs, &ident, &tid, &ip, &arg0, &result, &zero_fdsets, &rewrite) < 0) {
+    if (parse_send(args, nargs, &tid, &ip, &arg0, &result, &zero_fdsets, &rewrite) < 0) {
         return NULL;
     }
     int signo = atomic_load(&installed_signo);
@@ -219,34 +241,28 @@ ti_wake_send(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t narg
         PyErr_SetString(PyExc_RuntimeError, "_wake_install() was not called");
         return NULL;
     }
-    int err = pthread_mutex_lock(&arm_lock);
-    if (err != 0) {
-        errno = err;
-        return PyErr_SetFromErrno(PyExc_OSError);
-    }
-    slot *s = slot_for(tid);
-    if (s == NULL) {
-        pthread_mutex_unlock(&arm_lock);
+    if (!arm(tid, ip, arg0, result, zero_fdsets, rewrite)) {
         Py_RETURN_FALSE;   /* every slot is armed: the caller tries again later */
     }
-    atomic_store(&s->armed, 0);
-    s->ip = ip;
-    s->arg0 = arg0;
-    s->result = result;
-    s->zero_fdsets = zero_fdsets;
-    s->rewrite = rewrite;
-    atomic_store_explicit(&s->armed, 1, memory_order_release);
-    union sigval value;
-    value.sival_ptr = (void *)slots;
-    err = pthread_sigqueue((pthread_t)ident, signo, value);
-    if (err != 0) {
-        atomic_store(&s->armed, 0);
-    }
-    pthread_mutex_unlock(&arm_lock);
-    if (err == ESRCH) {
-        Py_RETURN_FALSE;   /* it has just ended */
-    }
-    if (err != 0) {
+    /* rt_tgsigqueueinfo: to that one thread, with si_code SI_QUEUE and our
+     * cookie, which is how the handler tells our signals from others. */
+    siginfo_t info;
+    memset(&info, 0, sizeof(info));
+    info.si_signo = signo;
+    info.si_code = SI_QUEUE;
+    info.si_pid = getpid();
+    info.si_uid = getuid();
+    info.si_value.sival_ptr = (void *)slots;
+    if (syscall(SYS_rt_tgsigqueueinfo, getpid(), (pid_t)tid, signo, &info) < 0) {
+        int err = errno;
+        for (int i = 0; i < SLOTS; i++) {
+            if (atomic_load(&slots[i].tid) == tid) {
+                atomic_store(&slots[i].armed, 0);
+            }
+        }
+        if (err == ESRCH) {
+            Py_RETURN_FALSE;   /* it has just ended */
+        }
         errno = err;
         return PyErr_SetFromErrno(PyExc_OSError);
     }

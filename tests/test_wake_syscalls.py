@@ -123,7 +123,7 @@ HAMMER = textwrap.dedent("""
         for w in workers:
             # armed for a call at address 1: the handler never finds it, so it
             # may only interrupt, never change anything
-            if w.is_alive() and _core._wake_send(w.ident, w.native_id, 1, 0, 0, False, True):
+            if w.is_alive() and _core._wake_send(w.native_id, 1, 0, 0, False, True):
                 sent += 1
     for w in workers:
         w.join()

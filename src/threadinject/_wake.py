@@ -110,7 +110,7 @@ def _release_waiter(frame: object) -> WakeResult:
         cond.release()
 
 
-def _wake_syscall(thread: threading.Thread | None, ident: int, core: ModuleType | None) -> WakeResult:
+def _wake_syscall(thread: threading.Thread | None, core: ModuleType | None) -> WakeResult:
     """Wake `thread` from the system call it is blocked in, if we can."""
     if thread is not None and not thread.is_alive():  # it has just ended
         return WakeResult(WakeStatus.NOT_BLOCKED)
@@ -137,7 +137,7 @@ def _wake_syscall(thread: threading.Thread | None, ident: int, core: ModuleType 
             return WakeResult(WakeStatus.SIGNAL_BLOCKED, name)
     except OSError:
         return WakeResult(WakeStatus.NOT_BLOCKED)
-    sent = core._wake_send(ident, native_id, blocked.ip, blocked.arg0, substitute.result,
+    sent = core._wake_send(native_id, blocked.ip, blocked.arg0, substitute.result,
                            substitute.zero_fdsets, not _syscalls.CPYTHON_RAISES_AFTER_EINTR)
     return WakeResult(WakeStatus.WOKEN if sent else WakeStatus.NOT_BLOCKED, name)
 
@@ -172,6 +172,6 @@ def make_wake(pending: PendingFn, core: ModuleType | None) -> WakeFn:
         frame = _condition_wait_frame(ident)
         if frame is not None:
             return _release_waiter(frame)
-        return _wake_syscall(target, ident, core)
+        return _wake_syscall(target, core)
 
     return wake
