@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import _thread
+import platform
+import sys
 import textwrap
 import threading
 import time
@@ -11,6 +13,8 @@ import pytest
 from conftest import JOIN_TIMEOUT, busy, run_python, sleepy
 
 from threadinject import ThreadKilled, ThreadNotFoundError
+
+LINUX_X86_64 = sys.platform.startswith("linux") and platform.machine() == "x86_64"
 
 
 def test_thread_killed_is_not_an_exception():
@@ -202,3 +206,32 @@ def test_kill_does_not_mistake_a_thread_running_no_python_code_for_ended(api):
         while _thread._count() > baseline and time.monotonic() < deadline:
             time.sleep(0.001)
         assert _thread._count() == baseline
+
+
+STUCK_AT_EXIT = textwrap.dedent("""
+    import threading, time, threadinject
+    def stuck():
+        {body}
+    worker = threading.Thread(target=stuck)  # non-daemon: exit would wait for it for ever
+    worker.start()
+    threadinject.kill_at_exit(worker, timeout=10)
+    print("main done")
+""")
+
+
+@pytest.mark.parametrize("backend", ["c", "ctypes"])
+@pytest.mark.parametrize("body", ["while True: pass", "time.sleep(1e6)"])
+def test_kill_at_exit_lets_the_program_end(backend, body):
+    if body.startswith("time.sleep") and (backend == "ctypes" or not LINUX_X86_64):
+        pytest.skip("waking time.sleep needs the C backend on Linux x86-64 (README, Limits)")
+    result = run_python(STUCK_AT_EXIT.format(body=body), backend)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "main done\n", "")
+
+
+def test_kill_at_exit_checks_its_arguments():
+    import threadinject
+
+    with pytest.raises(TypeError, match=r"kill_at_exit\(\) argument 'thread'"):
+        threadinject.kill_at_exit(123)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"kill_at_exit\(\) argument 'timeout'"):
+        threadinject.kill_at_exit(threading.current_thread(), -1)

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from ._backends import select as _select
 from ._errors import ThreadKilled, ThreadNotFoundError
+from ._kill import KillAtExitFn
 from ._kill import make_kill as _make_kill
+from ._kill import make_kill_at_exit as _make_kill_at_exit
 from ._types import CancelFn, InjectFn, KillFn, PendingFn
 from ._wake import WakeFn, WakeResult, WakeStatus
 from ._wake import make_wake as _make_wake
@@ -25,6 +27,7 @@ __all__ = [
     "cancel",
     "inject",
     "kill",
+    "kill_at_exit",
     "pending",
     "wake",
 ]
@@ -44,3 +47,5 @@ pending: PendingFn = _impl.pending
 wake: WakeFn = _make_wake(pending, _impl if backend == "c" else None)
 #: kill(thread, timeout=None) -> bool: inject ThreadKilled, wake, wait for the end.
 kill: KillFn = _make_kill(inject, pending, wake)
+#: kill_at_exit(thread, timeout=None): kill `thread` at exit if it still runs.
+kill_at_exit: KillAtExitFn = _make_kill_at_exit(kill)

@@ -6,23 +6,24 @@ import math
 import sys
 import threading
 import time
+from typing import Protocol
 
 from ._errors import ThreadKilled, ThreadNotFoundError
 from ._types import InjectFn, KillFn, PendingFn, ThreadArg
 from ._wake import WakeFn
 
-__all__ = ["make_kill"]
+__all__ = ["KillAtExitFn", "make_kill", "make_kill_at_exit"]
 
 
-def _check_timeout(timeout: float | None) -> float | None:
+def _check_timeout(timeout: float | None, fname: str = "kill") -> float | None:
     if timeout is None:
         return None
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
         raise TypeError(
-            f"kill() argument 'timeout' must be a number or None, not {type(timeout).__qualname__}"
+            f"{fname}() argument 'timeout' must be a number or None, not {type(timeout).__qualname__}"
         )
     if math.isnan(timeout) or timeout < 0:
-        raise ValueError(f"kill() argument 'timeout' must be >= 0, not {timeout!r}")
+        raise ValueError(f"{fname}() argument 'timeout' must be >= 0, not {timeout!r}")
     return float(timeout)
 
 
@@ -176,3 +177,34 @@ def make_kill(inject: InjectFn, pending: PendingFn, wake: WakeFn) -> KillFn:
         return not target.is_alive()
 
     return kill
+
+
+class KillAtExitFn(Protocol):
+    def __call__(self, thread: threading.Thread, timeout: float | None = None) -> None: ...
+
+
+def make_kill_at_exit(kill: KillFn) -> KillAtExitFn:
+    """Build kill_at_exit() on a kill()."""
+
+    def kill_at_exit(thread: threading.Thread, timeout: float | None = None) -> None:
+        """At interpreter exit, kill `thread` if it is still running.
+
+        A non-daemon thread keeps the interpreter from exiting: at exit,
+        threading joins it first.  This registers the kill with
+        threading._register_atexit (3.9+), whose functions run before that
+        join, so the program can always end.  `timeout` is passed to kill().
+        """
+        if not isinstance(thread, threading.Thread):
+            raise TypeError(
+                "kill_at_exit() argument 'thread' must be a threading.Thread, "
+                f"not {type(thread).__qualname__}"
+            )
+        timeout = _check_timeout(timeout, "kill_at_exit")
+
+        def at_exit() -> None:
+            if thread.is_alive():
+                kill(thread, timeout)
+
+        threading._register_atexit(at_exit)  # type: ignore[attr-defined]
+
+    return kill_at_exit
