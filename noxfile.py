@@ -136,3 +136,4 @@ def bench(session: nox.Session) -> None:
     session.chdir(str(ROOT / "benchmarks"))
     session.run("python", "bench_inject.py", *session.posargs)
     session.run("python", "bench_instructions.py")
+    session.run("python", "bench_kill.py")

@@ -93,6 +93,23 @@ def sleepy(stop: threading.Event) -> None:
         time.sleep(0.05)
 
 
+def blocked_in(thread: threading.Thread, code: object) -> bool:
+    frame = sys._current_frames().get(thread.ident)  # type: ignore[arg-type]
+    while frame is not None:
+        if frame.f_code is code:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def wait_until_waiting(thread: threading.Thread) -> None:
+    """Until `thread` is inside Condition.wait (bounded)."""
+    deadline = time.monotonic() + JOIN_TIMEOUT
+    while not blocked_in(thread, threading.Condition.wait.__code__):
+        assert time.monotonic() < deadline, "the thread never started waiting"
+        time.sleep(0.001)
+
+
 def run_python(code: str, backend: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
     """Run `code` in a fresh interpreter using `backend`; a hang fails with a stack dump."""
     env = dict(os.environ)

@@ -8,7 +8,7 @@ import time
 import traceback
 
 import pytest
-from conftest import JOIN_TIMEOUT, busy, sleepy
+from conftest import JOIN_TIMEOUT, busy, sleepy, wait_until_waiting
 
 
 class Custom(Exception):
@@ -142,6 +142,7 @@ def test_later_injection_replaces_pending_one(api, spawn):
         busy(stop)
 
     target = spawn(body)
+    wait_until_waiting(target.thread)
     api.inject(target.thread, first)
     assert api.pending(target.thread) is first
     api.inject(target.thread, second)
@@ -162,6 +163,7 @@ def test_cancel_withdraws_pending_injection(api, spawn):
         delivered.append("ran to the end")
 
     target = spawn(body)
+    wait_until_waiting(target.thread)
     api.inject(target.thread, Custom(6, "withdrawn"))
     assert api.cancel(target.thread) is True
     assert api.pending(target.thread) is None

@@ -1,0 +1,115 @@
+"""kill() until joined, per blocking call: median and p99 over ROUNDS kills.
+
+    python benchmarks/bench_kill.py            (or: tools/test -s bench)
+
+The ctypes recipe is run once per call with a 1 s limit, to show what it does
+there (never returns for blocked calls: it cannot wake them).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import select
+import selectors
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from typing import Callable
+
+import threadinject
+from threadinject import ThreadKilled
+
+ROUNDS = 100
+
+
+def calls() -> dict[str, Callable[[], Callable[[], object]]]:
+    """name -> factory of a blocking call (fresh resources each round)."""
+
+    def sleep() -> Callable[[], object]:
+        return lambda: time.sleep(1e6)
+
+    def recv() -> Callable[[], object]:
+        a, b = socket.socketpair()
+        return lambda: (a.recv(10), b)
+
+    def pipe_read() -> Callable[[], object]:
+        r, w = os.pipe()
+        return lambda: (os.read(r, 10), w)
+
+    def select_() -> Callable[[], object]:
+        r, w = os.pipe()
+        return lambda: (select.select([r], [], []), w)
+
+    def selector() -> Callable[[], object]:
+        sel = selectors.DefaultSelector()
+        r, w = os.pipe()
+        sel.register(r, selectors.EVENT_READ)
+        return lambda: (sel.select(), w)
+
+    def event() -> Callable[[], object]:
+        return threading.Event().wait
+
+    def queue_get() -> Callable[[], object]:
+        import queue
+
+        return queue.Queue().get
+
+    return {"time.sleep": sleep, "socket.recv": recv, "os.read": pipe_read,
+            "select.select": select_, "selectors": selector, "Event.wait": event,
+            "Queue.get": queue_get}
+
+
+def start(call: Callable[[], object]) -> threading.Thread:
+    def body() -> None:
+        try:
+            call()
+        except ThreadKilled:
+            pass
+
+    thread = threading.Thread(target=body, daemon=True)
+    thread.start()
+    time.sleep(0.002)  # into the call
+    return thread
+
+
+def recipe_kills(call: Callable[[], object]) -> bool:
+    thread = start(call)
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(ThreadKilled))
+    thread.join(1.0)
+    ended = not thread.is_alive()
+    if not ended:
+        threadinject.kill(thread, 5)
+    return ended
+
+
+def main() -> None:
+    print(f"CPython {sys.version.split()[0]}, backend {threadinject.backend!r}: kill() until joined, "
+          f"{ROUNDS} kills per call")
+    print(f"{'call':<16}{'median ms':>10}{'p99 ms':>9}{'max ms':>9}{'killed':>8}  ctypes recipe within 1 s")
+    for name, factory in calls().items():
+        times, killed = [], 0
+        for _ in range(ROUNDS):
+            thread = start(factory())
+            begin = time.perf_counter()
+            killed += threadinject.kill(thread, 5)
+            times.append((time.perf_counter() - begin) * 1000)
+        times.sort()
+        p99 = times[min(len(times) - 1, int(len(times) * 0.99))]
+        recipe = "yes" if recipe_kills(factory()) else "no"
+        print(f"{name:<16}{statistics.median(times):10.3f}{p99:9.3f}{times[-1]:9.3f}"
+              f"{killed:>5}/{ROUNDS}  {recipe}")
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1000)"])
+    thread = start(child.wait)
+    begin = time.perf_counter()
+    ok = threadinject.kill(thread, 5)
+    print(f"{'Popen.wait':<16}{(time.perf_counter() - begin) * 1000:10.3f}{'':>18}{int(ok):>5}/1")
+    child.kill()
+    child.wait()
+
+
+if __name__ == "__main__":
+    main()
