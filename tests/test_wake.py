@@ -15,7 +15,7 @@ import threading
 import time
 
 import pytest
-from conftest import JOIN_TIMEOUT, busy, wait_until_waiting
+from conftest import JOIN_TIMEOUT, blocked_in, busy, wait_until_waiting
 
 from threadinject import ThreadKilled, WakeResult, WakeStatus
 
@@ -237,3 +237,28 @@ def test_killing_a_queue_consumer_under_traffic_keeps_the_queue_sound(api):
         assert len(set(accounted)) == len(accounted) and set(accounted) <= set(range(n))
         assert n - len(accounted) in (0, 1)
         assert len(q.not_empty._waiters) == 0  # type: ignore[attr-defined]
+
+
+def test_wake_never_wakes_a_join(api):
+    release = threading.Event()
+    joined = threading.Thread(target=release.wait, daemon=True)
+    joined.start()
+    joiner = threading.Thread(target=joined.join, daemon=True)
+    joiner.start()
+    deadline = time.monotonic() + JOIN_TIMEOUT
+    while not blocked_in(joiner, threading.Thread.join.__code__):
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+    try:
+        api.inject(joiner, KeyError)
+        while (result := api.wake(joiner)).status is WakeStatus.NOT_BLOCKED:
+            assert time.monotonic() < deadline
+            time.sleep(0.001)
+        assert result == WakeResult(WakeStatus.UNSUPPORTED_CALL, "threading.Thread.join")
+        assert joined.is_alive()
+        assert api.cancel(joiner) is True
+    finally:
+        release.set()
+        joined.join(JOIN_TIMEOUT)
+        joiner.join(JOIN_TIMEOUT)
+    assert not joiner.is_alive()

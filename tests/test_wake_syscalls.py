@@ -136,3 +136,28 @@ HAMMER = textwrap.dedent("""
 def test_threads_hammered_with_the_signal_compute_correct_results():
     result = run_python(HAMMER, "c", timeout=120)
     assert (result.returncode, result.stdout, result.stderr) == (0, "True True True\n", "")
+
+
+OWN_HANDLER = textwrap.dedent("""
+    import os, signal, threading, time
+    signo = signal.SIGRTMAX - 1
+    os.environ["THREADINJECT_SIGNAL"] = str(signo)
+    got = []
+    signal.signal(signo, lambda n, frame: got.append(n))   # the program's own handler
+    import threadinject
+    worker = threading.Thread(target=lambda: time.sleep(1e6))
+    worker.start()
+    time.sleep(0.01)
+    killed = threadinject.kill(worker, 5)    # installs ours on the same signal
+    os.kill(os.getpid(), signo)              # a signal that is not ours
+    deadline = time.monotonic() + 5
+    while not got and time.monotonic() < deadline:
+        time.sleep(0.001)
+    print(killed, got == [signo])
+""")
+
+
+@pytest.mark.skipif(not LINUX_X86_64, reason="the wake signal exists on Linux x86-64 only")
+def test_signals_that_are_not_ours_reach_the_handler_installed_before():
+    result = run_python(OWN_HANDLER, "c")
+    assert (result.returncode, result.stdout, result.stderr) == (0, "True True\n", "")

@@ -86,6 +86,24 @@ def _condition_wait_frame(ident: int) -> object | None:
     return None
 
 
+_JOIN_CODES = tuple(
+    f.__code__ for f in (threading.Thread.join, getattr(threading.Thread, "_wait_for_tstate_lock", None))
+    if f is not None
+)
+
+
+def _in_join(ident: int) -> bool:
+    """Whether the thread is inside Thread.join (its innermost two frames)."""
+    frame = sys._current_frames().get(ident)
+    for _ in range(2):
+        if frame is None:
+            return False
+        if frame.f_code in _JOIN_CODES:
+            return True
+        frame = frame.f_back
+    return False
+
+
 def _release_waiter(frame: object) -> WakeResult:
     # Reading another thread's frame locals: it is blocked in waiter.acquire()
     # (or about to be), so they do not change under us.
@@ -172,6 +190,10 @@ def make_wake(pending: PendingFn, core: ModuleType | None) -> WakeFn:
         frame = _condition_wait_frame(ident)
         if frame is not None:
             return _release_waiter(frame)
+        if _in_join(ident):
+            # never woken: on 3.9-3.12 a join woken early leaves the joined
+            # thread reporting is_alive() == False while it still runs
+            return WakeResult(WakeStatus.UNSUPPORTED_CALL, "threading.Thread.join")
         return _wake_syscall(target, core)
 
     return wake
