@@ -93,19 +93,28 @@ def sleepy(stop: threading.Event) -> None:
         time.sleep(0.05)
 
 
-def blocked_in(thread: threading.Thread, code: object) -> bool:
+def frame_of(thread: threading.Thread, code: object) -> object | None:
+    """The frame of `thread` running `code`, if any."""
     frame = sys._current_frames().get(thread.ident)  # type: ignore[arg-type]
     while frame is not None:
         if frame.f_code is code:
-            return True
+            return frame
         frame = frame.f_back
-    return False
+    return None
+
+
+def blocked_in(thread: threading.Thread, code: object) -> bool:
+    return frame_of(thread, code) is not None
 
 
 def wait_until_waiting(thread: threading.Thread) -> None:
-    """Until `thread` is inside Condition.wait (bounded)."""
+    """Until `thread` waits in Condition.wait: its waiter queued, the lock
+    released (bounded)."""
     deadline = time.monotonic() + JOIN_TIMEOUT
-    while not blocked_in(thread, threading.Condition.wait.__code__):
+    while True:
+        frame = frame_of(thread, threading.Condition.wait.__code__)
+        if frame is not None and "saved_state" in frame.f_locals:  # type: ignore[attr-defined]
+            return
         assert time.monotonic() < deadline, "the thread never started waiting"
         time.sleep(0.001)
 

@@ -12,9 +12,9 @@ blocked in a wait does not.  wake() ends two kinds of waits:
   ``waiter.acquire()`` and the pending exception is raised right there, inside
   ``Condition.wait``, whose ``finally`` re-acquires the condition's lock, so
   the caller's ``with cond:`` releases it as usual.  No other waiter is
-  affected, and no ``notify()`` is lost: if one had already chosen the thread,
-  wake() passes one on with ``notify()`` (every user of a Condition re-checks
-  its predicate, so a spare wake-up is harmless).
+  affected.  A thread that a ``notify()`` has already chosen is left to wake
+  by itself; if it dies with that notification, the notification is lost
+  (README, Limits).
 * System calls made by the interpreter (``time.sleep``, socket reads and
   ``accept``, ``select``/``poll``/selectors, ``os.read``, ``os.waitpid`` and
   so ``Popen.wait``), on Linux x86-64 with the C backend: see _syscalls.py
@@ -105,22 +105,24 @@ def _in_join(ident: int) -> bool:
 
 
 def _release_waiter(frame: object) -> WakeResult:
-    # Reading another thread's frame locals: it is blocked in waiter.acquire()
-    # (or about to be), so they do not change under us.
-    local = frame.f_locals  # type: ignore[attr-defined]
-    cond, waiter = local.get("self"), local.get("waiter")
-    if not isinstance(cond, threading.Condition) or waiter is None:
-        return WakeResult(WakeStatus.NOT_BLOCKED, "threading.Condition.wait")
-    if not cond.acquire(True, _LOCK_TIMEOUT):
+    # Reading another thread's frame locals: it is blocked in (or on its way
+    # to) waiter.acquire(), so they do not change under us.
+    cond = frame.f_locals.get("self")  # type: ignore[attr-defined]
+    if not isinstance(cond, threading.Condition) or not cond.acquire(True, _LOCK_TIMEOUT):
         return WakeResult(WakeStatus.NOT_BLOCKED, "threading.Condition.wait")
     try:
+        # Holding the condition's lock, as notify() does.  Read the waiter
+        # only now: until wait() queues it and releases this lock, it is not
+        # there yet.
+        waiter = frame.f_locals.get("waiter")  # type: ignore[attr-defined]
         try:
             cond._waiters.remove(waiter)  # type: ignore[attr-defined]
         except ValueError:
-            # not in the queue: a notify() already chose it, or the wait has
-            # not queued it yet / has ended.  Either way it is not blocked on
-            # us; hand on a notify() it may take with it to its grave.
-            cond.notify()
+            # Not queued: a notify() has already chosen it (the exception will
+            # land as it wakes), or that wait has ended.  Passing a notify()
+            # on is not safe (Event.wait() does not re-check its flag: a spare
+            # wake-up would make another waiter return True), so nothing is
+            # done; see README, Limits.
             return WakeResult(WakeStatus.NOT_BLOCKED, "threading.Condition.wait")
         waiter.release()
         return WakeResult(WakeStatus.WOKEN, "threading.Condition.wait")
