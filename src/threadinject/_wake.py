@@ -72,36 +72,24 @@ class WakeResult(NamedTuple):
 
 
 _CONDITION_WAIT = threading.Condition.wait.__code__
-
-def _condition_wait_frame(ident: int) -> object | None:
-    """The frame of Condition.wait the thread is in, if it is the innermost
-    (or, under a Python-level lock's _release_save, the next) frame."""
-    frame = sys._current_frames().get(ident)
-    for _ in range(2):
-        if frame is None:
-            return None
-        if frame.f_code is _CONDITION_WAIT:
-            return frame
-        frame = frame.f_back
-    return None
-
-
 _JOIN_CODES = tuple(
     f.__code__ for f in (threading.Thread.join, getattr(threading.Thread, "_wait_for_tstate_lock", None))
     if f is not None
 )
 
 
-def _in_join(ident: int) -> bool:
-    """Whether the thread is inside Thread.join (its innermost two frames)."""
+def _waiting_frame(ident: int) -> object | None:
+    """The frame of Condition.wait or Thread.join the thread waits in: its
+    innermost frame, or the next one (under a Python-level lock's
+    _release_save, or join's _wait_for_tstate_lock)."""
     frame = sys._current_frames().get(ident)
     for _ in range(2):
         if frame is None:
-            return False
-        if frame.f_code in _JOIN_CODES:
-            return True
+            return None
+        if frame.f_code is _CONDITION_WAIT or frame.f_code in _JOIN_CODES:
+            return frame
         frame = frame.f_back
-    return False
+    return None
 
 
 def _release_waiter(frame: object) -> WakeResult:
@@ -189,12 +177,12 @@ def make_wake(pending: PendingFn, core: ModuleType | None) -> WakeFn:
             target, ident = threading._active.get(thread), thread  # type: ignore[attr-defined]
         if ident is None:
             raise ThreadNotFoundError(f"thread={thread!r} has not been started")
-        frame = _condition_wait_frame(ident)
-        if frame is not None:
+        frame = _waiting_frame(ident)
+        if frame is not None and frame.f_code is _CONDITION_WAIT:  # type: ignore[attr-defined]
             return _release_waiter(frame)
-        if _in_join(ident):
-            # never woken: on 3.9-3.12 a join woken early leaves the joined
-            # thread reporting is_alive() == False while it still runs
+        if frame is not None:
+            # Thread.join is never woken: on 3.9-3.12 a join woken early
+            # leaves the joined thread reporting is_alive() False while it runs
             return WakeResult(WakeStatus.UNSUPPORTED_CALL, "threading.Thread.join")
         return _wake_syscall(target, core)
 
