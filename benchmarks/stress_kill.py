@@ -117,6 +117,8 @@ def main() -> int:
         workers[i] = start(random.choice(kinds))
         if n in (args.kills // 10, args.kills):
             rss_at[n] = rss_kib()
+        if n % 500 == 0:
+            print(f"  {n} kills, {time.monotonic() - began:.0f} s", flush=True)
     elapsed = time.monotonic() - began
     for worker in workers:
         if not threadinject.kill(worker, 5):

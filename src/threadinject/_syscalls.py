@@ -36,6 +36,7 @@ import os
 import platform
 import signal
 import sys
+import time
 from typing import NamedTuple
 
 SUPPORTED = sys.platform.startswith("linux") and platform.machine() == "x86_64"
@@ -121,24 +122,25 @@ def signal_blocked(native_id: int, signo: int) -> bool:
 _INTERPRETER_MARKERS = ("/lib-dynload/", "libpython")
 
 
-def _executable_mappings() -> list[tuple[int, int, str]]:
-    mappings = []
-    with open("/proc/self/maps") as f:
-        for line in f:
-            parts = line.split(maxsplit=5)
-            if len(parts) >= 2 and "x" in parts[1]:
+_maps: tuple[float, list[tuple[int, int, bool, str]]] = (0.0, [])
+
+
+def _mappings() -> list[tuple[int, int, bool, str]]:
+    """/proc/self/maps as (start, end, executable, path), re-read at most
+    once a second: a kill wakes repeatedly, and parsing it each time starved
+    the killing thread under load (seen on 3.13t)."""
+    global _maps
+    now = time.monotonic()
+    if now - _maps[0] > 1.0:
+        parsed = []
+        with open("/proc/self/maps") as f:
+            for line in f:
+                parts = line.split(maxsplit=5)
                 start, end = (int(x, 16) for x in parts[0].split("-"))
-                mappings.append((start, end, parts[5].strip() if len(parts) == 6 else ""))
-    return mappings
-
-
-def _stack_mapping(sp: int) -> tuple[int, int] | None:
-    with open("/proc/self/maps") as f:
-        for line in f:
-            start, end = (int(x, 16) for x in line.split(maxsplit=1)[0].split("-"))
-            if start <= sp < end:
-                return start, end
-    return None
+                path = parts[5].strip() if len(parts) == 6 else ""
+                parsed.append((start, end, "x" in parts[1], path))
+        _maps = (now, parsed)
+    return _maps[1]
 
 
 def _is_libc(path: str) -> bool:
@@ -158,16 +160,17 @@ def _is_interpreter(path: str) -> bool:
 def called_from_interpreter(sp: int, words: int = 256) -> bool | None:
     """Whether the first return address above the C library on the blocked
     thread's stack lies in the interpreter.  None: no code address found."""
-    stack = _stack_mapping(sp)
+    mappings = _mappings()
+    stack = next(((start, end) for start, end, _, _ in mappings if start <= sp < end), None)
     if stack is None:
         return None
-    mappings = _executable_mappings()
+    code = [(start, end, path) for start, end, executable, path in mappings if executable]
     size = min(words * 8, stack[1] - sp)
     # The thread is blocked in the kernel: its stack does not change under us.
     raw = ctypes.string_at(sp, size)
     for i in range(0, size - 7, 8):
         value = int.from_bytes(raw[i:i + 8], "little")
-        for start, end, path in mappings:
+        for start, end, path in code:
             if start <= value < end:
                 if _is_libc(path):
                     break  # still inside the C library's wrapper: look further up
