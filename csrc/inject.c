@@ -31,6 +31,14 @@ not_found(core_state *st, PyObject *thread, const char *why)
     return -1;
 }
 
+/* ThreadNotFoundError for a target that is not (or no longer) running. */
+static void
+not_running(core_state *st, PyObject *arg, const target *t)
+{
+    not_found(st, arg, t->thread == NULL ? "is not the ident of a running thread"
+                                         : "is not running (it has finished)");
+}
+
 /* Resolve the `thread` argument of `fname`.  Returns 0, or -1 with an
  * exception set (TypeError, ValueError or ThreadNotFoundError). */
 static int
@@ -247,16 +255,11 @@ ident_is_live(PyObject *key)
 static int
 sweep(core_state *st)
 {
-    PyObject *dropped = PyList_New(0);   /* released after the lock */
-    if (dropped == NULL) {
-        return -1;
-    }
     TI_PENDING_LOCK(st);
-    int rc = ti_pending_sweep(st, dropped);
+    int rc = ti_pending_sweep(st);
     Py_ssize_t left = PyDict_Size(st->pending);
     TI_PENDING_UNLOCK(st);
     st->sweep_at = left < 32 ? 64 : 2 * left;
-    Py_DECREF(dropped);
     return rc;
 }
 
@@ -302,8 +305,7 @@ ti_inject(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     int rc = set_pending(st, &t, exc, &previous);
     Py_XDECREF(previous);
     if (rc == 0) {
-        not_found(st, args[0], t.thread == NULL ? "is not the ident of a running thread"
-                                                : "is not running (it has finished)");
+        not_running(st, args[0], &t);
     }
     Py_DECREF(t.key);
     return rc == 1 ? Py_NewRef(Py_None) : NULL;
@@ -325,8 +327,7 @@ ti_cancel(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     int was_pending = previous != NULL;
     Py_XDECREF(previous);
     if (rc == 0) {
-        not_found(st, args[0], t.thread == NULL ? "is not the ident of a running thread"
-                                                : "is not running (it has finished)");
+        not_running(st, args[0], &t);
     }
     Py_DECREF(t.key);
     return rc == 1 ? PyBool_FromLong(was_pending) : NULL;
@@ -363,8 +364,7 @@ ti_pending(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         }
     }
     if (rc == 0) {
-        not_found(st, args[0], t.thread == NULL ? "is not the ident of a running thread"
-                                                : "is not running (it has finished)");
+        not_running(st, args[0], &t);
     }
     Py_DECREF(t.key);
     return result;

@@ -69,7 +69,7 @@ ti_pending_get(core_state *st, PyObject *key)
 }
 
 int
-ti_pending_sweep(core_state *st, PyObject *dropped)
+ti_pending_sweep(core_state *st)
 {
     PyObject *keys = PyDict_Keys(st->pending);
     if (keys == NULL) {
@@ -83,8 +83,7 @@ ti_pending_sweep(core_state *st, PyObject *dropped)
         if (exc == NULL) {
             rc = -1;
         }
-        else if (exc == Py_None
-                 && (PyList_Append(dropped, slot) < 0 || PyDict_DelItem(st->pending, key) < 0)) {
+        else if (exc == Py_None && PyDict_DelItem(st->pending, key) < 0) {
             rc = -1;
         }
     }

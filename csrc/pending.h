@@ -14,8 +14,8 @@ PyObject *ti_pending_swap(core_state *st, PyObject *key, PyObject *exc);
 /* The pending exception of `key` (new reference), or NULL as above. */
 PyObject *ti_pending_get(core_state *st, PyObject *key);
 
-/* Drop the empty slots (see pending.c).  Appends them to `dropped`, for the
- * caller to release once it may run Python code again. */
-int ti_pending_sweep(core_state *st, PyObject *dropped);
+/* Drop the empty slots (see pending.c).  Freeing one runs no Python code:
+ * it is a list holding None. */
+int ti_pending_sweep(core_state *st);
 
 #endif /* THREADINJECT_PENDING_H */
