@@ -6,7 +6,7 @@ import math
 import sys
 import threading
 import time
-from typing import Protocol
+from typing import Callable, Protocol
 
 from ._errors import ThreadKilled, ThreadNotFoundError
 from ._types import InjectFn, KillFn, PendingFn, ThreadArg
@@ -62,6 +62,19 @@ def _as_thread(thread: object) -> threading.Thread | None:
     )
 
 
+def _poll(done: Callable[[], bool], deadline: float | None, first: float, most: float) -> bool:
+    """Call done() until it is true, sleeping `first` seconds, then twice as
+    long each time up to `most`; False once `deadline` has passed."""
+    delay = first
+    while not done():
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            return False
+        time.sleep(delay if left is None else min(delay, left))
+        delay = min(delay * 2, most)
+    return True
+
+
 def _wait_until_in_run(thread: threading.Thread, deadline: float | None) -> None:
     """Wait until `thread` executes its run() method (or has ended).
 
@@ -78,17 +91,16 @@ def _wait_until_in_run(thread: threading.Thread, deadline: float | None) -> None
     run = getattr(type(thread).run, "__code__", None)
     if run is None:  # run() is not Python code: nothing to look for
         return
-    delay = 0.00005
-    while thread.is_alive():
+
+    def in_run() -> bool:
         frame = sys._current_frames().get(thread.ident)  # type: ignore[arg-type]
         while frame is not None:
             if frame.f_code is run:
-                return
+                return True
             frame = frame.f_back
-        if deadline is not None and time.monotonic() >= deadline:
-            return
-        time.sleep(delay)
-        delay = min(delay * 2, 0.005)
+        return False
+
+    _poll(lambda: not thread.is_alive() or in_run(), deadline, 0.00005, 0.005)
 
 
 def _wait_ident_gone(ident: int, deadline: float | None, pending: PendingFn) -> bool:
@@ -104,16 +116,7 @@ def _wait_ident_gone(ident: int, deadline: float | None, pending: PendingFn) -> 
         except ThreadNotFoundError:
             return True
 
-    delay = 0.0001
-    while not gone():
-        if deadline is not None:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            delay = min(delay, left)
-        time.sleep(delay)
-        delay = min(delay * 2, 0.01)
-    return True
+    return _poll(gone, deadline, 0.0001, 0.01)
 
 
 def _join_waking(thread: threading.Thread, deadline: float | None, wake: WakeFn) -> None:
@@ -142,9 +145,10 @@ def make_kill(inject: InjectFn, pending: PendingFn, wake: WakeFn) -> KillFn:
         """Raise ThreadKilled in `thread`, then wait up to `timeout` seconds for it to end.
 
         Escalation: inject ThreadKilled; wake the thread from a wait that
-        wake() can end (Condition-based waits), repeatedly while it is pending;
-        join until `timeout`.  Returns whether the thread has ended.  Killing the calling thread
-        raises ThreadKilled at once.  A Thread that has already finished counts
+        wake() can end (Condition waits; system calls on Linux x86-64),
+        repeatedly while it is pending; join until `timeout`.  Returns whether
+        the thread has ended.  Killing the calling thread raises ThreadKilled
+        at once.  A Thread that has already finished counts
         as ended; an unstarted Thread or an unknown ident raises
         ThreadNotFoundError.
         """
@@ -152,12 +156,11 @@ def make_kill(inject: InjectFn, pending: PendingFn, wake: WakeFn) -> KillFn:
         deadline = None if timeout is None else time.monotonic() + timeout
         target = _as_thread(thread)
         ident = target.ident if target is not None else thread
-        if ident == threading.get_ident():
-            if target is not None:
-                _quiet_on_kill(target)
-            raise ThreadKilled()
         if target is not None:
             _quiet_on_kill(target)
+        if ident == threading.get_ident():
+            raise ThreadKilled()
+        if target is not None:
             _wait_until_in_run(target, deadline)
         try:
             inject(thread, ThreadKilled)
