@@ -71,7 +71,7 @@ _X86_64 = {
     247: Substitute("waitid", 0),
 }
 
-# Calls we know the name of but do not wake (yet, or by nature).
+# x86-64 calls we know the name of but do not wake (yet, or by nature).
 NAMES = {
     202: "futex", 43: "accept", 288: "accept4", 42: "connect", 44: "sendto", 46: "sendmsg",
     1: "write", 20: "writev", 72: "fcntl", 73: "flock", 128: "rt_sigtimedwait",
@@ -84,6 +84,10 @@ def substitute_for(number: int) -> Substitute | None:
 
 
 def name_of(number: int) -> str:
+    """The call's name; both tables hold x86-64 numbers, which mean other
+    calls on other architectures."""
+    if not SUPPORTED:
+        return f"syscall {number}"
     known = _X86_64.get(number)
     return known.name if known else NAMES.get(number, f"syscall {number}")
 
