@@ -11,13 +11,14 @@
  * `signo` (once; later calls with the same signo do nothing). */
 PyObject *ti_wake_install(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 
-/* _wake_send(tid, ip, arg0, result, zero_fdsets, rewrite, /) -> bool: arm
- * the slot of thread `tid` (its kernel id, Thread.native_id) for the system
- * call that returns at `ip` with first argument `arg0`, then send the signal
- * to that thread.  When the handler finds the thread returning -EINTR from
- * exactly that call it replaces the result with `result` (if `rewrite`),
- * zeroing select()'s fd sets if `zero_fdsets`.  Returns whether the signal
- * was sent. */
+/* _wake_send(tid, ip, arg0, result, zero_fdsets, rewrite, guard_addr,
+ * guard_value, /) -> bool: arm the slot of thread `tid` (its kernel id,
+ * Thread.native_id) for the system call that returns at `ip` with first
+ * argument `arg0`, then send the signal to that thread.  When the handler
+ * finds the thread returning -EINTR from exactly that call (and, if
+ * `guard_addr` is not 0, the word at `guard_addr` holding `guard_value`), it
+ * replaces the result with `result` (if `rewrite`), zeroing select()'s fd sets
+ * if `zero_fdsets`.  Returns whether the signal was sent. */
 PyObject *ti_wake_send(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 
 /* Whether this build can wake blocked system calls (a module constant). */

@@ -40,6 +40,8 @@ typedef struct {
     long result;              /* the value to return instead of -EINTR */
     int zero_fdsets;          /* select/pselect6: clear the three fd sets */
     int rewrite;              /* 0: only interrupt (CPython raises by itself) */
+    unsigned long guard_addr; /* 0, or a word that must hold guard_value */
+    unsigned long guard_value;
 } slot;
 
 static slot slots[SLOTS];
@@ -53,8 +55,10 @@ static atomic_flag arm_lock = ATOMIC_FLAG_INIT;
 /* ---------------------------------------------------------------------
  * The signal handler.  It performs only these operations, all
  * async-signal-safe: getpid() and syscall(SYS_gettid); atomic loads and
- * stores on `slots`; reads of the interrupted context (ucontext_t) and of two
- * code bytes at its instruction pointer; writes to the context's RAX and to
+ * stores on `slots`; reads of the interrupted context (ucontext_t), of two
+ * code bytes at its instruction pointer and of the guard word (a word of the
+ * wait the thread is verified to be returning from, on its own stack: the
+ * parking-lot entry of a lock wait); writes to the context's RAX and to
  * the fd sets the interrupted select() was given (plain byte stores); a call
  * of the previously installed handler for signals that are not ours.  No
  * allocation, no locks, no libc buffers, no Python API.
@@ -112,7 +116,9 @@ handler(int signo, siginfo_t *info, void *context)
             && regs[REG_RAX] == -EINTR
             && (unsigned long)regs[REG_RIP] == s->ip
             && (unsigned long)regs[REG_RDI] == s->arg0
-            && ip[-2] == 0x0f && ip[-1] == 0x05) {   /* `syscall` */
+            && ip[-2] == 0x0f && ip[-1] == 0x05     /* `syscall` */
+            && (s->guard_addr == 0
+                || *(volatile unsigned long *)s->guard_addr == s->guard_value)) {
             if (s->zero_fdsets) {
                 clear_fdset((unsigned long)regs[REG_RSI], (unsigned long)regs[REG_RDI]);
                 clear_fdset((unsigned long)regs[REG_RDX], (unsigned long)regs[REG_RDI]);
@@ -165,24 +171,40 @@ ti_wake_install(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t n
 
 /* Parse the arguments of _wake_send; 0 on success, -1 with an exception. */
 static int
-parse_send(PyObject *const *args, Py_ssize_t nargs, long *tid, unsigned long *ip,
-           unsigned long *arg0, long *result, int *zero_fdsets, int *rewrite)
+parse_send(PyObject *const *args, Py_ssize_t nargs, long *tid, slot *wanted)
 {
-    if (nargs != 6) {
-        PyErr_SetString(PyExc_TypeError,
-                        "_wake_send(tid, ip, arg0, result, zero_fdsets, rewrite, /)");
+    if (nargs != 8) {
+        PyErr_SetString(PyExc_TypeError, "_wake_send(tid, ip, arg0, result, zero_fdsets, "
+                        "rewrite, guard_addr, guard_value, /)");
         return -1;
     }
     *tid = PyLong_AsLong(args[0]);
-    *ip = PyLong_AsUnsignedLong(args[1]);
-    *arg0 = PyLong_AsUnsignedLong(args[2]);
-    *result = PyLong_AsLong(args[3]);
-    if (PyErr_Occurred()) {
+    if (*tid == -1 && PyErr_Occurred()) {
         return -1;
     }
-    *zero_fdsets = PyObject_IsTrue(args[4]);
-    *rewrite = PyObject_IsTrue(args[5]);
-    return (*zero_fdsets < 0 || *rewrite < 0) ? -1 : 0;
+    wanted->ip = PyLong_AsUnsignedLong(args[1]);
+    if (wanted->ip == (unsigned long)-1 && PyErr_Occurred()) {
+        return -1;
+    }
+    wanted->arg0 = PyLong_AsUnsignedLong(args[2]);
+    if (wanted->arg0 == (unsigned long)-1 && PyErr_Occurred()) {
+        return -1;
+    }
+    wanted->result = PyLong_AsLong(args[3]);
+    if (wanted->result == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    wanted->guard_addr = PyLong_AsUnsignedLong(args[6]);
+    if (wanted->guard_addr == (unsigned long)-1 && PyErr_Occurred()) {
+        return -1;
+    }
+    wanted->guard_value = PyLong_AsUnsignedLong(args[7]);
+    if (wanted->guard_value == (unsigned long)-1 && PyErr_Occurred()) {
+        return -1;
+    }
+    wanted->zero_fdsets = PyObject_IsTrue(args[4]);
+    wanted->rewrite = PyObject_IsTrue(args[5]);
+    return (wanted->zero_fdsets < 0 || wanted->rewrite < 0) ? -1 : 0;
 }
 
 /* The slot of `tid`, claiming a free or idle one if it has none. */
@@ -208,7 +230,7 @@ slot_for(long tid)
 
 /* Arm the slot of `tid`; 0 if every slot is busy. */
 static int
-arm(long tid, unsigned long ip, unsigned long arg0, long result, int zero_fdsets, int rewrite)
+arm(long tid, const slot *wanted)
 {
     while (atomic_flag_test_and_set_explicit(&arm_lock, memory_order_acquire)) {
         /* another injector is storing a few words */
@@ -216,11 +238,13 @@ arm(long tid, unsigned long ip, unsigned long arg0, long result, int zero_fdsets
     slot *s = slot_for(tid);
     if (s != NULL) {
         atomic_store(&s->armed, 0);
-        s->ip = ip;
-        s->arg0 = arg0;
-        s->result = result;
-        s->zero_fdsets = zero_fdsets;
-        s->rewrite = rewrite;
+        s->ip = wanted->ip;
+        s->arg0 = wanted->arg0;
+        s->result = wanted->result;
+        s->zero_fdsets = wanted->zero_fdsets;
+        s->rewrite = wanted->rewrite;
+        s->guard_addr = wanted->guard_addr;
+        s->guard_value = wanted->guard_value;
         atomic_store_explicit(&s->armed, 1, memory_order_release);
     }
     atomic_flag_clear_explicit(&arm_lock, memory_order_release);
@@ -230,10 +254,10 @@ arm(long tid, unsigned long ip, unsigned long arg0, long result, int zero_fdsets
 PyObject *
 ti_wake_send(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
 {
-    unsigned long ip, arg0;
-    long tid, result;
-    int zero_fdsets, rewrite;
-    if (parse_send(args, nargs, &tid, &ip, &arg0, &result, &zero_fdsets, &rewrite) < 0) {
+    long tid;
+    slot wanted;
+    memset(&wanted, 0, sizeof(wanted));
+    if (parse_send(args, nargs, &tid, &wanted) < 0) {
         return NULL;
     }
     int signo = atomic_load(&installed_signo);
@@ -241,7 +265,7 @@ ti_wake_send(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t narg
         PyErr_SetString(PyExc_RuntimeError, "_wake_install() was not called");
         return NULL;
     }
-    if (!arm(tid, ip, arg0, result, zero_fdsets, rewrite)) {
+    if (!arm(tid, &wanted)) {
         Py_RETURN_FALSE;   /* every slot is armed: the caller tries again later */
     }
     /* rt_tgsigqueueinfo: to that one thread, with si_code SI_QUEUE and our

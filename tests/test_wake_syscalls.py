@@ -32,8 +32,17 @@ SETUP = {
         "call = child.wait"
     ),
 }
+# held by the main thread for the whole run; every worker is killed waiting
+HELD_LOCK = "lock = threading.{}(); lock.acquire(); "
+LOCK_WAITS = {
+    # positional and keyword timeouts: where code after a first keyword call
+    # runs before the kill lands (3.14+, _landing.py) the worker sees False
+    "Lock.acquire(timeout)": HELD_LOCK.format("Lock") + "call = lambda: lock.acquire(True, 1e9)",
+    "RLock.acquire(timeout)": HELD_LOCK.format("RLock") + "call = lambda: lock.acquire(timeout=1e9)",
+    "Lock.acquire": HELD_LOCK.format("Lock") + "call = lock.acquire",
+    "RLock.acquire": HELD_LOCK.format("RLock") + "call = lock.acquire",
+}
 UNSUPPORTED = {
-    "Lock.acquire": "lock = threading.Lock(); lock.acquire(); call = lock.acquire",
     "socket.accept": (
         "srv = socket.socket(); srv.bind(('127.0.0.1', 0)); srv.listen(); call = srv.accept"
     ),
@@ -85,6 +94,32 @@ def test_kill_lands_in_blocked_system_call(call):
     assert result.stderr == ""
 
 
+def lock_wait_wakeable(call: str) -> bool:
+    """Untimed waits on CPython's semaphore are not woken (_locks.py)."""
+    if "(timeout)" in call:
+        return True
+    from threadinject import _locks
+
+    return {name: layout.parked for name, layout in _locks.layouts().values()}[call]
+
+
+@pytest.mark.skipif(not LINUX_X86_64, reason="lock waits are woken with the signal, Linux x86-64 only")
+@pytest.mark.parametrize("call", sorted(LOCK_WAITS))
+def test_kill_lands_in_lock_waits(call):
+    if not lock_wait_wakeable(call):
+        # the worker stays blocked: the program ends it by exiting (os._exit)
+        code = program(LOCK_WAITS[call], 1, 0.2, "") + "\nsys.stdout.flush(); os._exit(0)\n"
+        result = run_python(code, "c")
+        assert result.stdout.splitlines()[0] == "0 of 1 killed; [(False, ())]", result.stderr
+    else:
+        result = run_python(program(LOCK_WAITS[call], ROUNDS, 5), "c")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.splitlines() == [
+            f"{ROUNDS} of {ROUNDS} killed; [(True, ('killed',))]", "more code runs: 45"
+        ], result.stderr
+    assert result.stderr == ""
+
+
 @pytest.mark.parametrize("call", sorted(UNSUPPORTED))
 def test_kill_reports_false_for_calls_it_cannot_wake(call):
     # the worker stays blocked: the program ends it by exiting (os._exit)
@@ -123,7 +158,7 @@ HAMMER = textwrap.dedent("""
         for w in workers:
             # armed for a call at address 1: the handler never finds it, so it
             # may only interrupt, never change anything
-            if w.is_alive() and _core._wake_send(w.native_id, 1, 0, 0, False, True):
+            if w.is_alive() and _core._wake_send(w.native_id, 1, 0, 0, False, True, 0, 0):
                 sent += 1
     for w in workers:
         w.join()

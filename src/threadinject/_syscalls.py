@@ -18,11 +18,10 @@ raised before any Python code sees the substitute:
 * wait4, waitid return 0 ("no child changed state"): os.waitpid() returns
   (0, 0) and subprocess loops, so the child is not taken for dead.
 
-Not handled: lock waits (futex: a forced timeout prints ``sem_wait: ...`` on
-CPython <= 3.13 and can break a ``with lock:``), and accept/accept4: no
-result can stand for a new connection, and any error (ECONNABORTED, EAGAIN)
-is raised by CPython as an OSError that the caller's ``except`` clause runs
-on before the injected exception lands.
+Lock waits (futex) have their own policy, in _locks.py.  Not handled:
+accept/accept4: no result can stand for a new connection, and any error
+(ECONNABORTED, EAGAIN) is raised by CPython as an OSError that the caller's
+``except`` clause runs on before the injected exception lands.
 
 From CPython 3.15 (gh-144748), the interpreter raises a pending asynchronous
 exception itself when a system call is interrupted: there the handler only
@@ -31,7 +30,6 @@ interrupts (the call returns EINTR) and changes nothing.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import platform
 import signal
@@ -92,11 +90,19 @@ def name_of(number: int) -> str:
     return known.name if known else NAMES.get(number, f"syscall {number}")
 
 
+FUTEX = 202
+
+
 class Blocked(NamedTuple):
     number: int
-    arg0: int
+    args: tuple[int, ...]
+    """The call's six arguments."""
     sp: int
     ip: int
+
+    @property
+    def arg0(self) -> int:
+        return self.args[0]
 
 
 def blocked_call(native_id: int) -> Blocked | None:
@@ -105,8 +111,50 @@ def blocked_call(native_id: int) -> Blocked | None:
         fields = f.read().split()
     if not fields or fields[0] == "running" or int(fields[0]) < 0:
         return None
-    number, arg0, sp, ip = int(fields[0]), int(fields[1], 16), int(fields[7], 16), int(fields[8], 16)
-    return Blocked(number, arg0, sp, ip)
+    args = tuple(int(field, 16) for field in fields[1:7])
+    return Blocked(int(fields[0]), args, int(fields[7], 16), int(fields[8], 16))
+
+
+# ---------------------------------------------------------------------------
+# Reading memory that may go away: the stack of a thread that may end, the
+# words of a lock that may be freed.  /proc/self/mem answers EIO for an
+# unmapped address where a plain load would crash the process.
+
+_mem_fd: int | None = None
+
+
+def _forget_mem_fd() -> None:
+    # after fork() the inherited descriptor still reads the parent's memory
+    global _mem_fd
+    _mem_fd = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_mem_fd)
+
+
+def read_memory(address: int, size: int) -> bytes | None:
+    """`size` bytes at `address` of this process, or None if unreadable."""
+    global _mem_fd
+    if address <= 0:
+        return None
+    if _mem_fd is None:
+        _mem_fd = os.open("/proc/self/mem", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        data = os.pread(_mem_fd, size, address)
+    except OSError:
+        return None
+    return data if len(data) == size else None
+
+
+def words(data: bytes) -> list[int]:
+    """`data` as native 64-bit words."""
+    return [int.from_bytes(data[i:i + 8], "little") for i in range(0, len(data) - 7, 8)]
+
+
+def read_word(address: int) -> int | None:
+    data = read_memory(address, 8)
+    return None if data is None else words(data)[0]
 
 
 def signal_blocked(native_id: int, signo: int) -> bool:
@@ -161,7 +209,7 @@ def _is_interpreter(path: str) -> bool:
         return False
 
 
-def called_from_interpreter(sp: int, words: int = 256) -> bool | None:
+def called_from_interpreter(sp: int, depth: int = 256) -> bool | None:
     """Whether the first return address above the C library on the blocked
     thread's stack lies in the interpreter.  None: no code address found."""
     mappings = _mappings()
@@ -169,11 +217,13 @@ def called_from_interpreter(sp: int, words: int = 256) -> bool | None:
     if stack is None:
         return None
     code = [(start, end, path) for start, end, executable, path in mappings if executable]
-    size = min(words * 8, stack[1] - sp)
-    # The thread is blocked in the kernel: its stack does not change under us.
-    raw = ctypes.string_at(sp, size)
-    for i in range(0, size - 7, 8):
-        value = int.from_bytes(raw[i:i + 8], "little")
+    size = min(depth * 8, stack[1] - sp)
+    # The thread is blocked in the kernel: its stack does not change under us
+    # (and if it has just ended, the read fails instead of crashing).
+    raw = read_memory(sp, size)
+    if raw is None:
+        return None
+    for value in words(raw):
         for start, end, path in code:
             if start <= value < end:
                 if _is_libc(path):

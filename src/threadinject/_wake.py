@@ -15,13 +15,17 @@ blocked in a wait does not.  wake() ends two kinds of waits:
   affected.  A thread that a ``notify()`` has already chosen is left to wake
   by itself; if it dies with that notification, the notification is lost
   (README, Limits).
-* System calls made by the interpreter (``time.sleep``, socket reads and
-  ``accept``, ``select``/``poll``/selectors, ``os.read``, ``os.waitpid`` and
-  so ``Popen.wait``), on Linux x86-64 with the C backend: see _syscalls.py
+* System calls made by the interpreter (``time.sleep``, socket reads,
+  ``select``/``poll``/selectors, ``os.read``, ``os.waitpid`` and so
+  ``Popen.wait``), on Linux x86-64 with the C backend: see _syscalls.py
   and csrc/wake_linux_x86_64.c.
+* Lock and RLock waits, on Linux x86-64 with the C backend, where that is
+  sound: see _locks.py.  A thread waiting to enter ``with lock:`` is left to
+  receive the exception when the lock is handed over (DEFERRED) wherever
+  waking it would let the block's ``__exit__`` release the holder's lock.
 
-Other waits (``Lock.acquire``, ``Thread.join``, ``connect``...) are reported
-by name as not supported.
+Other waits (``Thread.join``, ``accept``, ``connect``...) are reported by
+name as not supported.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import threading
 from types import ModuleType
 from typing import NamedTuple, Protocol
 
-from . import _syscalls
+from . import _landing, _locks, _syscalls
 from ._errors import ThreadNotFoundError
 from ._types import PendingFn, ThreadArg
 
@@ -50,6 +54,10 @@ class WakeStatus(enum.Enum):
     """No exception is pending: waking the thread would only fake a wake-up."""
     NOT_BLOCKED = "not blocked"
     """The thread runs, or is already being woken: the exception lands by itself."""
+    DEFERRED = "deferred"
+    """The thread waits to enter ``with lock:`` where waking it would make the
+    exception land inside the block and release a lock another thread holds:
+    the exception lands when the lock is handed over."""
     UNSUPPORTED_CALL = "unsupported call"
     """The thread waits in a call this release cannot end (`call` names it)."""
     FOREIGN_CODE = "foreign code"
@@ -118,6 +126,38 @@ def _release_waiter(frame: object) -> WakeResult:
         cond.release()
 
 
+def _send(core: ModuleType, native_id: int, name: str, blocked: _syscalls.Blocked, result: int,
+          zero_fdsets: bool = False, rewrite: bool = True, guard: tuple[int, int] = (0, 0)) -> WakeResult:
+    signo = _syscalls.chosen_signal()
+    try:
+        if _syscalls.signal_blocked(native_id, signo):
+            return WakeResult(WakeStatus.SIGNAL_BLOCKED, name)
+    except OSError:
+        return WakeResult(WakeStatus.NOT_BLOCKED)
+    sent = core._wake_send(native_id, blocked.ip, blocked.arg0, result, zero_fdsets, rewrite, *guard)
+    return WakeResult(WakeStatus.WOKEN if sent else WakeStatus.NOT_BLOCKED, name)
+
+
+def _wake_lock_wait(ident: int, native_id: int, blocked: _syscalls.Blocked, core: ModuleType) -> WakeResult:
+    """A futex wait: end it if it is a Lock/RLock acquire we can end soundly."""
+    frame = sys._current_frames().get(ident)
+    wait = _locks.identify(frame, blocked)
+    name = wait.name if wait is not None else "futex"
+    if _landing.entering_with(frame) and _landing.lands_inside_with(core):
+        # woken, __enter__ would return False, the block run and its __exit__
+        # release the lock the holder has
+        return WakeResult(WakeStatus.DEFERRED, name)
+    if wait is None:
+        return WakeResult(WakeStatus.UNSUPPORTED_CALL, name)
+    if not wait.timed and _landing.at_unchecked_call(frame, core):
+        # woken, acquire() would return False to code that never expects it
+        # (`lock.acquire(blocking=True); try: ... finally: lock.release()`)
+        return WakeResult(WakeStatus.DEFERRED, name)
+    if not wait.wakeable:
+        return WakeResult(WakeStatus.UNSUPPORTED_CALL, f"{name} (untimed, CPython's semaphore)")
+    return _send(core, native_id, name, blocked, wait.result, guard=(wait.guard_addr, wait.guard_value))
+
+
 def _wake_syscall(thread: threading.Thread | None, core: ModuleType | None) -> WakeResult:
     """Wake `thread` from the system call it is blocked in, if we can."""
     if thread is not None and not thread.is_alive():  # it has just ended
@@ -135,19 +175,19 @@ def _wake_syscall(thread: threading.Thread | None, core: ModuleType | None) -> W
     substitute = _syscalls.substitute_for(blocked.number)
     if core is None or not core.WAKE_SUPPORTED or not _syscalls.SUPPORTED:
         return WakeResult(WakeStatus.PLATFORM_UNSUPPORTED, name)
+    if blocked.number == _syscalls.FUTEX and thread is not None and thread.ident is not None:
+        return _wake_lock_wait(thread.ident, native_id, blocked, core)
     if substitute is None:
         return WakeResult(WakeStatus.UNSUPPORTED_CALL, name)
     if _syscalls.called_from_interpreter(blocked.sp) is False:
         return WakeResult(WakeStatus.FOREIGN_CODE, name)
-    signo = _syscalls.chosen_signal()
-    try:
-        if _syscalls.signal_blocked(native_id, signo):
-            return WakeResult(WakeStatus.SIGNAL_BLOCKED, name)
-    except OSError:
-        return WakeResult(WakeStatus.NOT_BLOCKED)
-    sent = core._wake_send(native_id, blocked.ip, blocked.arg0, substitute.result,
-                           substitute.zero_fdsets, not _syscalls.CPYTHON_RAISES_AFTER_EINTR)
-    return WakeResult(WakeStatus.WOKEN if sent else WakeStatus.NOT_BLOCKED, name)
+    rewrite = not _syscalls.CPYTHON_RAISES_AFTER_EINTR
+    if rewrite and thread is not None and _landing.at_unchecked_call(
+        sys._current_frames().get(thread.ident), core  # type: ignore[arg-type]
+    ):
+        # the statements after the call would see the fake result first
+        return WakeResult(WakeStatus.UNSUPPORTED_CALL, f"{name} (called with keywords)")
+    return _send(core, native_id, name, blocked, substitute.result, substitute.zero_fdsets, rewrite)
 
 
 class WakeFn(Protocol):

@@ -1,0 +1,158 @@
+"""Where an injected exception lands after a woken call returns.
+
+wake() makes a blocking C call return early (a fake timeout, an end of file,
+a lock not acquired) and relies on the pending exception being raised before
+any Python code sees that result: at the bytecode check that follows the
+call.  Two places in CPython do not check right after the call; both are
+probed once per process on a call site of our own (not read from the version
+number) so that the wake policy follows the interpreter actually running:
+
+* a with statement's ``__enter__``: from 3.11 no check follows it, so the
+  exception lands at the first check inside the block (or in ``__exit__``),
+  and ``__exit__`` runs as if the block had been entered; 3.14.10 raises it
+  at the ``__enter__`` call instead (gh-148874), 3.15 inside again;
+* a keyword-argument call (``lock.acquire(timeout=5)``) whose call site has
+  not been specialised yet: 3.14 and 3.15's generic CALL_KW has no check
+  (Include/internal/pycore_opcode_metadata.h: CALL_KW lacks
+  HAS_EVAL_BREAK_FLAG, CALL_KW_NON_PY has it), so the statements after the
+  call run with the fake result first.
+"""
+
+from __future__ import annotations
+
+import dis
+import functools
+import sys
+import threading
+import time
+from types import CodeType, FrameType
+from typing import Callable
+
+__all__ = ["at_unchecked_call", "entering_with", "lands_inside_with"]
+
+_WITH_ENTRY = {"SETUP_WITH", "BEFORE_WITH"}  # 3.9-3.10, 3.11-3.13
+
+
+@functools.lru_cache(maxsize=256)
+def _with_entries(code: CodeType) -> frozenset[int]:
+    """Offsets of the instructions that call a with statement's __enter__."""
+    offsets = set()
+    previous = None
+    for instruction in dis.get_instructions(code):
+        if instruction.opname in _WITH_ENTRY or (
+            # 3.14+: LOAD_SPECIAL __enter__; CALL 0
+            instruction.opname == "CALL" and previous is not None
+            and previous.opname == "LOAD_SPECIAL" and previous.argrepr == "__enter__"
+        ):
+            offsets.add(instruction.offset)
+        previous = instruction
+    return frozenset(offsets)
+
+
+def entering_with(frame: FrameType | None) -> bool:
+    """Whether the frame is calling the __enter__ of a with statement."""
+    return frame is not None and frame.f_lasti in _with_entries(frame.f_code)
+
+
+def _live_opname(frame: FrameType) -> str | None:
+    """The instruction the frame executes, as specialised now (3.12+)."""
+    if sys.version_info < (3, 12):
+        return None
+    for instruction in dis.get_instructions(frame.f_code, adaptive=True):
+        if instruction.offset == frame.f_lasti:
+            return instruction.opname
+    return None
+
+
+class _Landed(BaseException):
+    pass
+
+
+def _in_probe_thread(probe: Callable[[], None]) -> None:
+    # threading.Thread: the C backend's inject() wants a registered thread
+    prober = threading.Thread(target=probe, name="threadinject-landing-probe")
+    prober.start()
+    prober.join()
+
+
+_inside_with: bool | None = None
+
+
+def lands_inside_with(core: object) -> bool:
+    """Whether an exception scheduled while a C-level __enter__ runs (as a
+    lock's is, when its acquire returns) lets the with statement call
+    __exit__ (landing inside the block, or in an __exit__ called as the block
+    ends), rather than landing before the block."""
+    global _inside_with
+    if _inside_with is None:
+        landed: list[BaseException] = []
+        exits: list[object] = []
+
+        class EnterSchedules:
+            def __exit__(self, *exc_info: object) -> None:
+                exits.append(exc_info[0])
+
+        def probe() -> None:
+            # C code as __enter__, like a lock's: no Python frame to land in
+            schedule = functools.partial(core.inject, threading.get_ident(), _Landed)  # type: ignore[attr-defined]
+            EnterSchedules.__enter__ = staticmethod(schedule)  # type: ignore[attr-defined]
+            try:
+                with EnterSchedules():  # type: ignore[attr-defined]
+                    pass
+                time.sleep(0)  # a call: lands here at the latest
+            except _Landed as landing:
+                landed.append(landing)
+
+        _in_probe_thread(probe)
+        # Called with the exception once it has landed in the block (3.9,
+        # 3.10); else, being Python code, it is where the exception lands, as
+        # it starts (3.11+): then the traceback shows it was called.
+        exit_code = EnterSchedules.__exit__.__code__
+        called = bool(exits)
+        tb = landed[0].__traceback__ if landed else None
+        while tb is not None:
+            called = called or tb.tb_frame.f_code is exit_code
+            tb = tb.tb_next
+        _inside_with = called
+    return _inside_with
+
+
+_KEYWORD_CALL_PROBE = """
+def probe(items, schedule, ran_on):
+    sorted(items, key=schedule)   # a keyword call of C code, first run
+    ran_on.append(True)
+"""
+
+_late_after_keyword_call: bool | None = None
+
+
+def _lands_late_after_keyword_call(core: object) -> bool:
+    """Whether an exception scheduled inside a C function called with
+    keywords, from a call site running for the first time, lets the next
+    statement run first."""
+    global _late_after_keyword_call
+    if _late_after_keyword_call is None:
+        ran_on: list[bool] = []
+
+        def probe() -> None:
+            namespace: dict[str, object] = {}
+            exec(compile(_KEYWORD_CALL_PROBE, "<threadinject probe>", "exec"), namespace)
+            # key(_Landed) is inject(ident, _Landed): C code all the way
+            schedule = functools.partial(core.inject, threading.get_ident())  # type: ignore[attr-defined]
+            try:
+                namespace["probe"]([_Landed], schedule, ran_on)  # type: ignore[operator]
+                time.sleep(0)
+            except _Landed:
+                pass
+
+        _in_probe_thread(probe)
+        _late_after_keyword_call = bool(ran_on)
+    return _late_after_keyword_call
+
+
+def at_unchecked_call(frame: FrameType | None, core: object) -> bool:
+    """Whether the frame waits in a call after which no check follows, so
+    that code after it would see a woken call's fake result first."""
+    if frame is None or _live_opname(frame) != "CALL_KW":
+        return False
+    return _lands_late_after_keyword_call(core)
