@@ -58,9 +58,37 @@ def calls() -> dict[str, Callable[[], Callable[[], object]]]:
 
         return queue.Queue().get
 
-    return {"time.sleep": sleep, "socket.recv": recv, "os.read": pipe_read,
-            "select.select": select_, "selectors": selector, "Event.wait": event,
-            "Queue.get": queue_get}
+    def held(factory: Callable[[], object]) -> object:
+        lock = factory()
+        lock.acquire()  # type: ignore[attr-defined]
+        return lock
+
+    def lock_timed() -> Callable[[], object]:
+        lock = held(threading.Lock)
+        return lambda: lock.acquire(timeout=1e6)  # type: ignore[attr-defined]
+
+    def rlock_timed() -> Callable[[], object]:
+        lock = held(threading.RLock)
+        return lambda: lock.acquire(timeout=1e6)  # type: ignore[attr-defined]
+
+    def lock_untimed() -> Callable[[], object]:
+        return held(threading.Lock).acquire  # type: ignore[attr-defined, no-any-return]
+
+    def rlock_untimed() -> Callable[[], object]:
+        return held(threading.RLock).acquire  # type: ignore[attr-defined, no-any-return]
+
+    found = {"time.sleep": sleep, "socket.recv": recv, "os.read": pipe_read,
+             "select.select": select_, "selectors": selector, "Event.wait": event,
+             "Queue.get": queue_get, "Lock(timeout)": lock_timed, "RLock(timeout)": rlock_timed}
+    # untimed acquires are woken only in CPython's parking lot (README, wake)
+    from threadinject import _locks
+
+    parked = {name: layout.parked for name, layout in _locks.layouts().values()}
+    if parked.get("Lock.acquire"):
+        found["Lock.acquire()"] = lock_untimed
+    if parked.get("RLock.acquire"):
+        found["RLock.acquire()"] = rlock_untimed
+    return found
 
 
 def start(call: Callable[[], object]) -> threading.Thread:

@@ -10,7 +10,7 @@ from typing import Callable, Protocol
 
 from ._errors import ThreadKilled, ThreadNotFoundError
 from ._types import InjectFn, KillFn, PendingFn, ThreadArg
-from ._wake import WakeFn
+from ._wake import WakeFn, WakeStatus
 
 __all__ = ["KillAtExitFn", "make_kill", "make_kill_at_exit"]
 
@@ -124,18 +124,24 @@ def _join_waking(thread: threading.Thread, deadline: float | None, wake: WakeFn)
 
     wake() is repeated because a thread can enter a new wait after a first
     call found it running, or was between queueing its waiter and blocking.
+    Polls stay frequent while the thread is running or being woken (it may
+    block any moment); they back off to 0.1 s while it sits in a wait that
+    wake() leaves alone (deferred, unsupported).
     """
     pause = 0.001
     while thread.is_alive():
         try:
-            wake(thread)
+            status = wake(thread).status
         except ThreadNotFoundError:  # it has just finished
-            pass
+            status = WakeStatus.NOT_BLOCKED
         left = None if deadline is None else deadline - time.monotonic()
         if left is not None and left <= 0:
             return
         thread.join(pause if left is None else min(pause, left))
-        pause = min(pause * 2, 0.1)
+        pause = min(pause * 2, 0.005 if status in _SOON else 0.1)
+
+
+_SOON = (WakeStatus.WOKEN, WakeStatus.NOT_BLOCKED, WakeStatus.NOTHING_PENDING)
 
 
 def make_kill(inject: InjectFn, pending: PendingFn, wake: WakeFn) -> KillFn:
