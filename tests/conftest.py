@@ -32,7 +32,7 @@ def api(request: pytest.FixtureRequest) -> SimpleNamespace:
         cancel=backend.cancel,
         pending=backend.pending,
         wake=wake,
-        kill=make_kill(backend.inject, backend.pending, wake),
+        kill=make_kill(backend.inject, backend.pending, backend.cancel, wake),
     )
 
 

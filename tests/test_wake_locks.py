@@ -33,12 +33,14 @@ PATTERNS = {
 def wait(lock, entered):
     with lock:
         entered.append(True)
+        time.sleep(0.2)  # the protected work
 """,
     "acquire-try": """
 def wait(lock, entered):
     lock.acquire()
     try:
         entered.append(True)
+        time.sleep(0.2)
     finally:
         lock.release()
 """,
@@ -47,6 +49,7 @@ def wait(lock, entered):
     lock.acquire(blocking=True)
     try:
         entered.append(True)
+        time.sleep(0.2)
     finally:
         lock.release()
 """,
@@ -55,6 +58,7 @@ def wait(lock, entered):
     if lock.acquire(timeout=60):
         try:
             entered.append(True)
+            time.sleep(0.2)
         finally:
             lock.release()
 """,
@@ -79,7 +83,7 @@ def expected_status(api: SimpleNamespace, pattern: str, kind: str) -> set[WakeSt
         _landing._lands_late_after_keyword_call(_core)
     ):
         return {WakeStatus.DEFERRED}
-    return {WakeStatus.WOKEN if layout.parked else WakeStatus.UNSUPPORTED_CALL}
+    return {WakeStatus.WOKEN if layout.parked else WakeStatus.UNSAFE_TO_LAND}
 
 
 def owned(lock: object) -> bool:
@@ -123,30 +127,50 @@ def wait_until_blocked(thread: threading.Thread, code: object) -> None:
         time.sleep(0.001)
 
 
-@pytest.mark.parametrize("kind", sorted(LOCKS))
-@pytest.mark.parametrize("pattern", sorted(PATTERNS))
-def test_kill_of_a_lock_waiter_never_breaks_the_lock(api, pattern, kind, capfd):
-    lock = LOCKS[kind]()
-    namespace: dict[str, object] = {}
-    exec(compile(PATTERNS[pattern], f"<{pattern}>", "exec"), namespace)
-    wait = namespace["wait"]
-    entered: list[bool] = []
-    outcome: list[object] = []
+class Waiter:
+    """A thread running one of PATTERNS on `lock`."""
 
-    def waiter() -> None:
+    def __init__(self, pattern: str, lock: object) -> None:
+        namespace: dict[str, object] = {"time": time}
+        exec(compile(PATTERNS[pattern], f"<{pattern}>", "exec"), namespace)
+        self.wait = namespace["wait"]
+        self.entered: list[bool] = []
+        self.outcome: list[object] = []
+        self.lock = lock
+        self.thread = threading.Thread(target=self.run)
+
+    def run(self) -> None:
         try:
-            wait(lock, entered)  # type: ignore[operator]
-            outcome.append("returned")
+            self.wait(self.lock, self.entered)  # type: ignore[operator]
+            self.outcome.append("returned")
         except BaseException as exc:
-            outcome.append(exc)
+            self.outcome.append(exc)
 
+
+def start_holder_and_waiter(pattern: str, kind: str) -> tuple[object, Holder, Waiter]:
+    lock = LOCKS[kind]()
     holder = Holder(lock)
     holder.thread.start()
     assert holder.holding.wait(JOIN_TIMEOUT)
-    victim = threading.Thread(target=waiter)
-    victim.start()
+    waiter = Waiter(pattern, lock)
+    waiter.thread.start()
+    wait_until_blocked(waiter.thread, waiter.wait.__code__)  # type: ignore[attr-defined]
+    return lock, holder, waiter
+
+
+def assert_lock_intact(lock: object, holder: Holder) -> None:
+    assert not holder.thread.is_alive()
+    assert holder.error is None and holder.kept_it
+    assert lock.acquire(blocking=False), "the lock was left held"  # type: ignore[attr-defined]
+    lock.release()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("kind", sorted(LOCKS))
+@pytest.mark.parametrize("pattern", sorted(PATTERNS))
+def test_wake_of_a_lock_waiter_never_breaks_the_lock(api, pattern, kind, capfd):
+    lock, holder, waiter = start_holder_and_waiter(pattern, kind)
+    victim, entered, outcome = waiter.thread, waiter.entered, waiter.outcome
     try:
-        wait_until_blocked(victim, wait.__code__)  # type: ignore[attr-defined]
         api.inject(victim, ThreadKilled)
         status = api.wake(victim).status
         assert status in expected_status(api, pattern, kind)
@@ -161,12 +185,31 @@ def test_kill_of_a_lock_waiter_never_breaks_the_lock(api, pattern, kind, capfd):
     finally:
         holder.thread.join(JOIN_TIMEOUT)
         victim.join(JOIN_TIMEOUT)
-    assert not victim.is_alive() and not holder.thread.is_alive()
-    assert holder.error is None and holder.kept_it
+    assert not victim.is_alive()
+    assert_lock_intact(lock, holder)
     if status in (WakeStatus.WOKEN, WakeStatus.DEFERRED):
         assert len(outcome) == 1 and isinstance(outcome[0], ThreadKilled), outcome
     else:
         assert outcome == ["returned"] and entered == [True]
-    assert lock.acquire(blocking=False), "the lock was left held"  # type: ignore[attr-defined]
-    lock.release()  # type: ignore[attr-defined]
+    assert capfd.readouterr().err == ""
+
+
+@pytest.mark.skipif(not LINUX_X86_64, reason="lock waits are identified on Linux x86-64 with the C "
+                    "backend; elsewhere a kill lands when the lock is handed over (README, Limits)")
+@pytest.mark.parametrize("kind", sorted(LOCKS))
+@pytest.mark.parametrize("pattern", sorted(PATTERNS))
+def test_kill_of_a_lock_waiter_ends_it_and_never_breaks_the_lock(pattern, kind, capfd):
+    # the C backend (the package's default here): woken, deferred to the
+    # hand-over, or withheld until the thread is past its bare acquire()
+    import threadinject
+
+    assert threadinject.backend == "c"
+    lock, holder, waiter = start_holder_and_waiter(pattern, kind)
+    try:
+        assert threadinject.kill(waiter.thread, JOIN_TIMEOUT)
+    finally:
+        holder.thread.join(JOIN_TIMEOUT)
+        waiter.thread.join(JOIN_TIMEOUT)
+    assert_lock_intact(lock, holder)
+    assert len(waiter.outcome) == 1 and isinstance(waiter.outcome[0], ThreadKilled), waiter.outcome
     assert capfd.readouterr().err == ""

@@ -46,6 +46,6 @@ pending: PendingFn = _impl.pending
 #: wake(thread, /) -> WakeResult: end the wait of a thread whose injection is pending.
 wake: WakeFn = _make_wake(pending, _impl if backend == "c" else None)
 #: kill(thread, timeout=None) -> bool: inject ThreadKilled, wake, wait for the end.
-kill: KillFn = _make_kill(inject, pending, wake)
+kill: KillFn = _make_kill(inject, pending, cancel, wake)
 #: kill_at_exit(thread, timeout=None): kill `thread` at exit if it still runs.
 kill_at_exit: KillAtExitFn = _make_kill_at_exit(kill)

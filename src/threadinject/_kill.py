@@ -9,7 +9,7 @@ import time
 from typing import Callable, Protocol
 
 from ._errors import ThreadKilled, ThreadNotFoundError
-from ._types import InjectFn, KillFn, PendingFn, ThreadArg
+from ._types import CancelFn, InjectFn, KillFn, PendingFn, ThreadArg
 from ._wake import WakeFn, WakeStatus
 
 __all__ = ["KillAtExitFn", "make_kill", "make_kill_at_exit"]
@@ -119,42 +119,78 @@ def _wait_ident_gone(ident: int, deadline: float | None, pending: PendingFn) -> 
     return _poll(gone, deadline, 0.0001, 0.01)
 
 
-def _join_waking(thread: threading.Thread, deadline: float | None, wake: WakeFn) -> None:
+def _position(thread: threading.Thread) -> tuple[object, int] | None:
+    """Where the thread is: its innermost frame and instruction."""
+    frame = sys._current_frames().get(thread.ident)  # type: ignore[arg-type]
+    return None if frame is None else (frame, frame.f_lasti)
+
+
+def _moved_on(thread: threading.Thread, position: tuple[object, int] | None) -> bool:
+    now = _position(thread)
+    return now is None or position is None or now[0] is not position[0] or now[1] != position[1]
+
+
+def _join_waking(thread: threading.Thread, deadline: float | None, wake: WakeFn,
+                 inject: InjectFn, cancel: CancelFn) -> None:
     """join(), waking the thread from its waits while its exception is pending.
 
     wake() is repeated because a thread can enter a new wait after a first
     call found it running, or was between queueing its waiter and blocking.
-    Polls stay frequent while the thread is running or being woken (it may
-    block any moment); they back off to 0.1 s while it sits in a wait that
-    wake() leaves alone (deferred, unsupported).
+    Polls stay frequent while the thread is running, being woken or about to
+    move past a withheld wait; they back off to 0.1 s while it sits in a wait
+    that wake() leaves alone (deferred, unsupported).
+
+    In a wait where the exception must not land when the wait ends
+    (UNSAFE_TO_LAND: a bare acquire() it would leave held), the exception is
+    withdrawn and raised again once the thread's innermost frame has moved
+    past that call, that is, inside the code the acquire protects (its `try`).
+    The position is read while the thread cannot run bytecode (GIL, or the
+    stop-the-world of sys._current_frames() on free-threaded builds), and the
+    instruction offset only moves on once the call's own eval-breaker check
+    has passed, so the exception cannot land at the acquire's return.  If
+    kill() gives up first, the exception stays withdrawn.
     """
     pause = 0.001
+    withheld_at: tuple[object, int] | None = None
     while thread.is_alive():
+        status = WakeStatus.NOT_BLOCKED
         try:
-            status = wake(thread).status
+            if withheld_at is not None:
+                if _moved_on(thread, withheld_at):
+                    withheld_at = None
+                    inject(thread, ThreadKilled)
+                else:
+                    status = WakeStatus.UNSAFE_TO_LAND
+            else:
+                status = wake(thread).status
+                if status is WakeStatus.UNSAFE_TO_LAND and cancel(thread):
+                    withheld_at = _position(thread)
         except ThreadNotFoundError:  # it has just finished
-            status = WakeStatus.NOT_BLOCKED
+            pass
         left = None if deadline is None else deadline - time.monotonic()
         if left is not None and left <= 0:
-            return
+            return  # a withheld kill stays withdrawn: nothing is left to land later
         thread.join(pause if left is None else min(pause, left))
         pause = min(pause * 2, 0.005 if status in _SOON else 0.1)
 
 
-_SOON = (WakeStatus.WOKEN, WakeStatus.NOT_BLOCKED, WakeStatus.NOTHING_PENDING)
+# statuses after which the thread may move on any moment: poll every few ms
+_SOON = (WakeStatus.WOKEN, WakeStatus.NOT_BLOCKED, WakeStatus.NOTHING_PENDING, WakeStatus.UNSAFE_TO_LAND)
 
 
-def make_kill(inject: InjectFn, pending: PendingFn, wake: WakeFn) -> KillFn:
-    """Build kill() on a backend's inject() and pending(), and wake() on them."""
+def make_kill(inject: InjectFn, pending: PendingFn, cancel: CancelFn, wake: WakeFn) -> KillFn:
+    """Build kill() on a backend's inject(), pending() and cancel(), and wake() on them."""
 
     def kill(thread: ThreadArg, timeout: float | None = None) -> bool:
         """Raise ThreadKilled in `thread`, then wait up to `timeout` seconds for it to end.
 
         Escalation: inject ThreadKilled; wake the thread from a wait that
-        wake() can end (Condition waits; system calls on Linux x86-64),
-        repeatedly while it is pending; join until `timeout`.  Returns whether
-        the thread has ended.  Killing the calling thread raises ThreadKilled
-        at once.  A Thread that has already finished counts
+        wake() can end (Condition waits; system calls and lock waits on Linux
+        x86-64), repeatedly while it is pending; in a bare acquire() where it
+        must not land (UNSAFE_TO_LAND) withdraw it until the thread is past the
+        call; join until `timeout`.  Returns whether the thread has ended
+        (False leaves the exception pending, or withdrawn if withheld).
+        Killing the calling thread raises ThreadKilled at once.  A Thread that has already finished counts
         as ended; an unstarted Thread or an unknown ident raises
         ThreadNotFoundError.
         """
@@ -182,7 +218,7 @@ def make_kill(inject: InjectFn, pending: PendingFn, wake: WakeFn) -> KillFn:
             except ThreadNotFoundError:
                 return True
             return _wait_ident_gone(ident, deadline, pending)
-        _join_waking(target, deadline, wake)
+        _join_waking(target, deadline, wake, inject, cancel)
         return not target.is_alive()
 
     return kill

@@ -58,6 +58,13 @@ class WakeStatus(enum.Enum):
     """The thread waits to enter ``with lock:`` where waking it would make the
     exception land inside the block and release a lock another thread holds:
     the exception lands when the lock is handed over."""
+    UNSAFE_TO_LAND = "unsafe to land"
+    """The thread waits in a bare ``acquire()`` that cannot be ended silently
+    here (an untimed wait on CPython's semaphore, README).  Left pending, the
+    exception would land right after the acquire succeeds, before the ``try``
+    that releases the lock: the lock would stay held by a dead thread.
+    kill() withdraws it while the thread waits there and raises it again once
+    the thread has moved past the call."""
     UNSUPPORTED_CALL = "unsupported call"
     """The thread waits in a call this release cannot end (`call` names it)."""
     FOREIGN_CODE = "foreign code"
@@ -154,7 +161,7 @@ def _wake_lock_wait(ident: int, native_id: int, blocked: _syscalls.Blocked, core
         # (`lock.acquire(blocking=True); try: ... finally: lock.release()`)
         return WakeResult(WakeStatus.DEFERRED, name)
     if not wait.wakeable:
-        return WakeResult(WakeStatus.UNSUPPORTED_CALL, f"{name} (untimed, CPython's semaphore)")
+        return WakeResult(WakeStatus.UNSAFE_TO_LAND, f"{name} (untimed, CPython's semaphore)")
     return _send(core, native_id, name, blocked, wait.result, guard=(wait.guard_addr, wait.guard_value))
 
 
