@@ -77,12 +77,11 @@ def expected_status(api: SimpleNamespace, pattern: str, kind: str) -> set[WakeSt
     layout = {name: layout for name, layout in _locks.layouts().values()}[f"{kind}.acquire"]
     if pattern == "with":
         return {WakeStatus.DEFERRED if _landing.lands_inside_with(_core) else WakeStatus.WOKEN}
+    keyword_call = pattern in ("keyword-acquire-try", "timed-acquire-if")
+    if keyword_call and sys.version_info >= (3, 12) and _landing._lands_late_after_keyword_call(_core):
+        return {WakeStatus.DEFERRED}
     if pattern == "timed-acquire-if":
         return {WakeStatus.WOKEN}
-    if pattern == "keyword-acquire-try" and sys.version_info >= (3, 12) and (
-        _landing._lands_late_after_keyword_call(_core)
-    ):
-        return {WakeStatus.DEFERRED}
     return {WakeStatus.WOKEN if layout.parked else WakeStatus.UNSAFE_TO_LAND}
 
 

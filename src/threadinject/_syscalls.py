@@ -196,8 +196,11 @@ def _mappings() -> list[tuple[int, int, bool, str]]:
 
 
 def _is_libc(path: str) -> bool:
+    """The C library, or a sanitizer runtime whose interceptors wrap its
+    calls and hand their results back unchanged (ASan's read(), select()...:
+    `nox -s asan` runs the suite with it preloaded)."""
     name = os.path.basename(path)
-    return name.startswith(("libc.so", "libc-", "ld-linux", "ld-musl", "libpthread"))
+    return name.startswith(("libc.so", "libc-", "ld-linux", "ld-musl", "libpthread", "libasan.so"))
 
 
 def _is_interpreter(path: str) -> bool:

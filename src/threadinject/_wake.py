@@ -156,9 +156,11 @@ def _wake_lock_wait(ident: int, native_id: int, blocked: _syscalls.Blocked, core
         return WakeResult(WakeStatus.DEFERRED, name)
     if wait is None:
         return WakeResult(WakeStatus.UNSUPPORTED_CALL, name)
-    if not wait.timed and _landing.at_unchecked_call(frame, core):
-        # woken, acquire() would return False to code that never expects it
-        # (`lock.acquire(blocking=True); try: ... finally: lock.release()`)
+    if _landing.at_unchecked_call(frame, core):
+        # woken, acquire() would return False to code that acts on it before
+        # the kill lands: `lock.acquire(blocking=True); try: ... finally:
+        # lock.release()` would release the holder's lock, `if not
+        # lock.acquire(timeout=5): raise TimeoutError` would raise its own
         return WakeResult(WakeStatus.DEFERRED, name)
     if not wait.wakeable:
         return WakeResult(WakeStatus.UNSAFE_TO_LAND, f"{name} (untimed, CPython's semaphore)")
