@@ -137,3 +137,34 @@ def bench(session: nox.Session) -> None:
     session.run("python", "bench_inject.py", *session.posargs)
     session.run("python", "bench_instructions.py")
     session.run("python", "bench_kill.py")
+
+
+SANITIZE_FLAGS = "-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g -O1"
+
+
+def compiler_runtime(name: str) -> str:
+    path = os.popen(f"gcc -print-file-name={name}").read().strip()
+    assert os.path.isabs(path), f"no {name} for gcc here"
+    return path
+
+
+@nox.session(python="3.12")
+def asan(session: nox.Session) -> None:
+    """The extension built with ASan + UBSan, the whole suite against it (not run by default).
+
+    A normal interpreter with the sanitizer runtimes preloaded and
+    PYTHONMALLOC=malloc, so ASan sees every allocation; child interpreters the
+    tests start inherit both.  Any report fails the run.
+    """
+    session.install("pip")
+    env = {**BUILD_ENV, "CFLAGS": SANITIZE_FLAGS, "LDFLAGS": "-fsanitize=address,undefined"}
+    session.install("--no-binary", "threadinject", f"{ROOT}[test]", env=env)
+    session.chdir(str(ROOT / "tests"))
+    session.run("python", "-m", "pytest", "-p", "no:cacheprovider", *session.posargs, env={
+        "LD_PRELOAD": f"{compiler_runtime('libasan.so')} {compiler_runtime('libubsan.so')}",
+        "PYTHONMALLOC": "malloc",
+        # leaks: the interpreter's own at exit would drown ours, which
+        # tests/test_refleaks.py counts instead
+        "ASAN_OPTIONS": "detect_leaks=0:verify_asan_link_order=0:halt_on_error=1:abort_on_error=1",
+        "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",
+    })
