@@ -158,9 +158,17 @@ def asan(session: nox.Session) -> None:
     PYTHONMALLOC=malloc, so ASan sees every allocation; child interpreters the
     tests start inherit both.  Any report fails the run.
     """
-    session.install("pip")
+    # a copy of the sources: an in-tree build would reuse build/'s objects,
+    # compiled without the sanitizers
+    tree = pathlib.Path(session.create_tmp()) / "src-tree"
+    shutil.rmtree(tree, ignore_errors=True)
+    shutil.copytree(ROOT, tree, ignore=shutil.ignore_patterns(
+        "build", ".nox", ".git", "wheelhouse", ".venv*", ".debian-venvs", "*.egg-info"))
     env = {**BUILD_ENV, "CFLAGS": SANITIZE_FLAGS, "LDFLAGS": "-fsanitize=address,undefined"}
-    session.install("--no-binary", "threadinject", f"{ROOT}[test]", env=env)
+    session.install(f"{tree}[test]", env=env)
+    core = glob.glob(f"{session.virtualenv.location}/lib/python*/site-packages/threadinject/_core*.so")
+    symbols = session.run("nm", "-D", *core, silent=True, external=True)
+    assert symbols is not None and "__asan_report" in symbols, "the extension is not instrumented"
     session.chdir(str(ROOT / "tests"))
     session.run("python", "-m", "pytest", "-p", "no:cacheprovider", *session.posargs, env={
         "LD_PRELOAD": f"{compiler_runtime('libasan.so')} {compiler_runtime('libubsan.so')}",
