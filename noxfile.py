@@ -193,7 +193,7 @@ def valgrind(session: nox.Session) -> None:
     """
     session.install(f"{ROOT}[test]", env=BUILD_ENV)
     session.chdir(str(ROOT / "tests"))
-    report = pathlib.Path(session.create_tmp()) / "memcheck.xml"
+    report = pathlib.Path(session.create_tmp()).resolve() / "memcheck.xml"
     selection = session.posargs or [
         "test_inject.py", "test_bad_input.py", "test_refleaks.py", "test_kill.py", "test_wake.py",
         "test_wake_locks.py", "-k", "not ctypes",
@@ -201,7 +201,10 @@ def valgrind(session: nox.Session) -> None:
     session.run(
         "valgrind", "--tool=memcheck", "--xml=yes", f"--xml-file={report}",
         "--leak-check=full", "--show-leak-kinds=definite", "--errors-for-leak-kinds=definite",
-        "--num-callers=40", "python", "-m", "pytest", "-p", "no:cacheprovider", "-q", *selection,
-        env={"PYTHONMALLOC": "malloc"}, external=True,
+        "--num-callers=40", "python", "-m", "pytest", "-p", "no:cacheprovider", "-q",
+        # the suite's hang guards (60 s, stack dump at 50 s) sized for memcheck's pace
+        "--timeout=3000", "-o", "faulthandler_timeout=2900", *selection,
+        # the tests' time bounds (a lock holder must outlast a wake) at memcheck's pace
+        env={"PYTHONMALLOC": "malloc", "THREADINJECT_TEST_SLOWDOWN": "40"}, external=True,
     )
     session.run("python", str(ROOT / "tools" / "memcheck_report.py"), str(report))

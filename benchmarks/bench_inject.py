@@ -155,7 +155,7 @@ def kill_latency(rounds: int = 200) -> None:
     for name in _backends.NAMES:
         backend = _backends.load(name)
         wake = make_wake(backend.pending, backend if name == "c" else None)
-        kill = make_kill(backend.inject, backend.pending, backend.cancel, wake)
+        kill = make_kill(backend.inject, backend.pending, backend.cancel, wake, lambda thread: False)
         times = []
         for _ in range(rounds):
             started = threading.Event()

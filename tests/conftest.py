@@ -16,23 +16,31 @@ import pytest
 
 from threadinject import _backends
 from threadinject._kill import make_kill
-from threadinject._wake import make_wake
+from threadinject._wake import make_wake, unsafe_to_land
 
-JOIN_TIMEOUT = 10.0  # generous: a bound for CI, never a timing claim
+# Bounds for CI, never timing claims.  THREADINJECT_TEST_SLOWDOWN scales them
+# for runs under a tool that slows everything down (nox -s valgrind: 40).
+SLOWDOWN = float(os.environ.get("THREADINJECT_TEST_SLOWDOWN", "1"))
+JOIN_TIMEOUT = 10.0 * SLOWDOWN
 
 
 @pytest.fixture(params=_backends.NAMES)
 def api(request: pytest.FixtureRequest) -> SimpleNamespace:
     """The public functions, bound to one backend (each test runs on both)."""
     backend = _backends.load(request.param)
-    wake = make_wake(backend.pending, backend if request.param == "c" else None)
+    core = backend if request.param == "c" else None
+    wake = make_wake(backend.pending, core)
+
+    def unsafe(thread: threading.Thread) -> bool:
+        return unsafe_to_land(thread, core)
+
     return SimpleNamespace(
         name=request.param,
         inject=backend.inject,
         cancel=backend.cancel,
         pending=backend.pending,
         wake=wake,
-        kill=make_kill(backend.inject, backend.pending, backend.cancel, wake),
+        kill=make_kill(backend.inject, backend.pending, backend.cancel, wake, unsafe),
     )
 
 

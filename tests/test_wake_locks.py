@@ -19,12 +19,14 @@ from types import SimpleNamespace
 from typing import Callable
 
 import pytest
-from conftest import JOIN_TIMEOUT
+from conftest import JOIN_TIMEOUT, SLOWDOWN
 
 from threadinject import ThreadKilled, WakeStatus
 
 LINUX_X86_64 = sys.platform.startswith("linux") and platform.machine() == "x86_64"
-HOLD = 0.5  # seconds the holder keeps the lock
+# Seconds the holder keeps the lock: the kill must reach the waiter before
+# the hand-over (a kill racing the hand-over is README's limit).
+HOLD = 0.5 * SLOWDOWN
 
 # Waiter bodies, compiled afresh for each test: the keyword-call case is about
 # a call site that runs for the first time.

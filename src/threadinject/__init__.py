@@ -9,6 +9,8 @@ See README.md for the guarantees and the limits.
 
 from __future__ import annotations
 
+import threading as _threading
+
 from ._backends import select as _select
 from ._errors import ThreadKilled, ThreadNotFoundError
 from ._kill import KillAtExitFn
@@ -17,6 +19,7 @@ from ._kill import make_kill_at_exit as _make_kill_at_exit
 from ._types import CancelFn, InjectFn, KillFn, PendingFn
 from ._wake import WakeFn, WakeResult, WakeStatus
 from ._wake import make_wake as _make_wake
+from ._wake import unsafe_to_land as _wake_unsafe_to_land
 
 __all__ = [
     "ThreadKilled",
@@ -45,7 +48,11 @@ cancel: CancelFn = _impl.cancel
 pending: PendingFn = _impl.pending
 #: wake(thread, /) -> WakeResult: end the wait of a thread whose injection is pending.
 wake: WakeFn = _make_wake(pending, _impl if backend == "c" else None)
+def _unsafe_to_land(thread: _threading.Thread) -> bool:
+    return _wake_unsafe_to_land(thread, _impl if backend == "c" else None)
+
+
 #: kill(thread, timeout=None) -> bool: inject ThreadKilled, wake, wait for the end.
-kill: KillFn = _make_kill(inject, pending, cancel, wake)
+kill: KillFn = _make_kill(inject, pending, cancel, wake, _unsafe_to_land)
 #: kill_at_exit(thread, timeout=None): kill `thread` at exit if it still runs.
 kill_at_exit: KillAtExitFn = _make_kill_at_exit(kill)

@@ -10,7 +10,7 @@ from typing import Callable, Protocol
 
 from ._errors import ThreadKilled, ThreadNotFoundError
 from ._types import CancelFn, InjectFn, KillFn, PendingFn, ThreadArg
-from ._wake import WakeFn, WakeStatus
+from ._wake import WakeFn, WakeStatus, at_acquire_call
 
 __all__ = ["KillAtExitFn", "make_kill", "make_kill_at_exit"]
 
@@ -125,13 +125,49 @@ def _position(thread: threading.Thread) -> tuple[object, int] | None:
     return None if frame is None else (frame, frame.f_lasti)
 
 
-def _moved_on(thread: threading.Thread, position: tuple[object, int] | None) -> bool:
+def _at_acquire_call(position: tuple[object, int] | None) -> bool:
+    return position is not None and at_acquire_call(position[0])  # type: ignore[arg-type]
+
+
+def _past_call(thread: threading.Thread, position: tuple[object, int] | None) -> bool:
+    """Whether the thread has gone past the call it waited in at `position`.
+
+    Past means: that frame has returned, or it has moved on to a *later*
+    instruction (executing it, or calling from there).  An earlier one means
+    the thread has looped back towards the same call, where an exception
+    scheduled now could land right after the call succeeds.  A later one lies
+    after the check that follows the call, so the exception lands further on:
+    inside the `try` that releases what the call acquired, or after it.
+    """
+    if position is None:
+        return True
+    waiting, lasti = position
+    frame = sys._current_frames().get(thread.ident)  # type: ignore[arg-type]
+    while frame is not None and frame is not waiting:
+        frame = frame.f_back
+    return frame is None or frame.f_lasti > lasti
+
+
+def _schedule_or_withhold(thread: threading.Thread, inject: InjectFn,
+                          unsafe_to_land: Callable[[threading.Thread], bool]) -> tuple[object, int] | None:
+    """Inject ThreadKilled, unless it could land right after a lock's
+    acquire() succeeds: then return where the thread is, to wait until it is
+    past that call.  The classification reads /proc and frames and can be
+    overtaken by the thread: if it has moved meanwhile (a thread in C code
+    keeps its position), only its new position is judged, by the call there."""
+    before = _position(thread)
+    if unsafe_to_land(thread):
+        return _position(thread)
     now = _position(thread)
-    return now is None or position is None or now[0] is not position[0] or now[1] != position[1]
+    if now != before and _at_acquire_call(now):
+        return now
+    inject(thread, ThreadKilled)
+    return None
 
 
-def _join_waking(thread: threading.Thread, deadline: float | None, wake: WakeFn,
-                 inject: InjectFn, cancel: CancelFn) -> None:
+def _join_waking(thread: threading.Thread, deadline: float | None, wake: WakeFn, inject: InjectFn,
+                 cancel: CancelFn, unsafe_to_land: Callable[[threading.Thread], bool],
+                 withheld_at: tuple[object, int] | None) -> None:
     """join(), waking the thread from its waits while its exception is pending.
 
     wake() is repeated because a thread can enter a new wait after a first
@@ -140,27 +176,23 @@ def _join_waking(thread: threading.Thread, deadline: float | None, wake: WakeFn,
     move past a withheld wait; they back off to 0.1 s while it sits in a wait
     that wake() leaves alone (deferred, unsupported).
 
-    In a wait where the exception must not land when the wait ends
-    (UNSAFE_TO_LAND: a bare acquire() it would leave held), the exception is
-    withdrawn and raised again once the thread's innermost frame has moved
-    past that call, that is, inside the code the acquire protects (its `try`).
-    The position is read while the thread cannot run bytecode (GIL, or the
-    stop-the-world of sys._current_frames() on free-threaded builds), and the
-    instruction offset only moves on once the call's own eval-breaker check
-    has passed, so the exception cannot land at the acquire's return.  If
-    kill() gives up first, the exception stays withdrawn.
+    Where the exception must not land when the wait ends (unsafe_to_land: a
+    bare acquire() it would leave held), it is withdrawn (or was never
+    scheduled) and scheduled again once the thread is past that call
+    (_past_call): inside the code the acquire protects (its `try`), or after
+    it.  With a GIL a thread only stops running bytecode at a check that is
+    followed by the asynchronous-exception check, or inside a C call, whose
+    position is what unsafe_to_land() looks at.  If kill() gives up first,
+    the exception stays withdrawn.
     """
     pause = 0.001
-    withheld_at: tuple[object, int] | None = None
     while thread.is_alive():
         status = WakeStatus.NOT_BLOCKED
         try:
             if withheld_at is not None:
-                if _moved_on(thread, withheld_at):
-                    withheld_at = None
-                    inject(thread, ThreadKilled)
-                else:
-                    status = WakeStatus.UNSAFE_TO_LAND
+                status = WakeStatus.UNSAFE_TO_LAND
+                if _past_call(thread, withheld_at):
+                    withheld_at = _schedule_or_withhold(thread, inject, unsafe_to_land)
             else:
                 status = wake(thread).status
                 if status is WakeStatus.UNSAFE_TO_LAND and cancel(thread):
@@ -178,8 +210,11 @@ def _join_waking(thread: threading.Thread, deadline: float | None, wake: WakeFn,
 _SOON = (WakeStatus.WOKEN, WakeStatus.NOT_BLOCKED, WakeStatus.NOTHING_PENDING, WakeStatus.UNSAFE_TO_LAND)
 
 
-def make_kill(inject: InjectFn, pending: PendingFn, cancel: CancelFn, wake: WakeFn) -> KillFn:
-    """Build kill() on a backend's inject(), pending() and cancel(), and wake() on them."""
+def make_kill(inject: InjectFn, pending: PendingFn, cancel: CancelFn, wake: WakeFn,
+              unsafe_to_land: Callable[[threading.Thread], bool]) -> KillFn:
+    """Build kill() on a backend's inject(), pending() and cancel(), wake()
+    on them, and unsafe_to_land() (whether the thread waits where the
+    exception must not be left pending)."""
 
     def kill(thread: ThreadArg, timeout: float | None = None) -> bool:
         """Raise ThreadKilled in `thread`, then wait up to `timeout` seconds for it to end.
@@ -204,8 +239,14 @@ def make_kill(inject: InjectFn, pending: PendingFn, cancel: CancelFn, wake: Wake
             raise ThreadKilled()
         if target is not None:
             _wait_until_in_run(target, deadline)
+        withheld_at = None
         try:
-            inject(thread, ThreadKilled)
+            if target is None:
+                inject(thread, ThreadKilled)
+            else:
+                # not even scheduled where it could land holding a lock: the
+                # lock could be handed over before a wake() withdrew it
+                withheld_at = _schedule_or_withhold(target, inject, unsafe_to_land)
         except ThreadNotFoundError:
             if target is None or not target._started.is_set():  # type: ignore[attr-defined]
                 raise
@@ -218,7 +259,7 @@ def make_kill(inject: InjectFn, pending: PendingFn, cancel: CancelFn, wake: Wake
             except ThreadNotFoundError:
                 return True
             return _wait_ident_gone(ident, deadline, pending)
-        _join_waking(target, deadline, wake, inject, cancel)
+        _join_waking(target, deadline, wake, inject, cancel, unsafe_to_land, withheld_at)
         return not target.is_alive()
 
     return kill

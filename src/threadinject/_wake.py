@@ -30,10 +30,12 @@ name as not supported.
 
 from __future__ import annotations
 
+import dis
 import enum
+import functools
 import sys
 import threading
-from types import ModuleType
+from types import CodeType, FrameType, ModuleType
 from typing import NamedTuple, Protocol
 
 from . import _landing, _locks, _syscalls
@@ -145,26 +147,95 @@ def _send(core: ModuleType, native_id: int, name: str, blocked: _syscalls.Blocke
     return WakeResult(WakeStatus.WOKEN if sent else WakeStatus.NOT_BLOCKED, name)
 
 
-def _wake_lock_wait(ident: int, native_id: int, blocked: _syscalls.Blocked, core: ModuleType) -> WakeResult:
-    """A futex wait: end it if it is a Lock/RLock acquire we can end soundly."""
+def _lock_verdict(ident: int, blocked: _syscalls.Blocked, core: ModuleType
+                  ) -> tuple[WakeResult, _locks.LockWait | None]:
+    """What wake() does with a futex wait: WOKEN means it would wake it."""
     frame = sys._current_frames().get(ident)
     wait = _locks.identify(frame, blocked)
     name = wait.name if wait is not None else "futex"
     if _landing.entering_with(frame) and _landing.lands_inside_with(core):
         # woken, __enter__ would return False, the block run and its __exit__
         # release the lock the holder has
-        return WakeResult(WakeStatus.DEFERRED, name)
+        return WakeResult(WakeStatus.DEFERRED, name), wait
     if wait is None:
-        return WakeResult(WakeStatus.UNSUPPORTED_CALL, name)
+        return WakeResult(WakeStatus.UNSUPPORTED_CALL, name), wait
     if _landing.at_unchecked_call(frame, core):
         # woken, acquire() would return False to code that acts on it before
         # the kill lands: `lock.acquire(blocking=True); try: ... finally:
         # lock.release()` would release the holder's lock, `if not
         # lock.acquire(timeout=5): raise TimeoutError` would raise its own
-        return WakeResult(WakeStatus.DEFERRED, name)
+        return WakeResult(WakeStatus.DEFERRED, name), wait
     if not wait.wakeable:
-        return WakeResult(WakeStatus.UNSAFE_TO_LAND, f"{name} (untimed, CPython's semaphore)")
-    return _send(core, native_id, name, blocked, wait.result, guard=(wait.guard_addr, wait.guard_value))
+        return WakeResult(WakeStatus.UNSAFE_TO_LAND, f"{name} (untimed, CPython's semaphore)"), wait
+    return WakeResult(WakeStatus.WOKEN, name), wait
+
+
+def _wake_lock_wait(ident: int, native_id: int, blocked: _syscalls.Blocked, core: ModuleType) -> WakeResult:
+    """A futex wait: end it if it is a Lock/RLock acquire we can end soundly."""
+    verdict, wait = _lock_verdict(ident, blocked, core)
+    if verdict.status is not WakeStatus.WOKEN or wait is None:
+        return verdict
+    return _send(core, native_id, wait.name, blocked, wait.result, guard=(wait.guard_addr, wait.guard_value))
+
+
+_ACQUIRING = frozenset({"acquire", "__enter__", "_acquire_restore"})
+
+
+@functools.lru_cache(maxsize=512)
+def _acquire_calls(code: CodeType) -> frozenset[int]:
+    """Offsets of the calls that may be a lock's acquire: calls on a line that
+    loads an attribute named acquire/__enter__/_acquire_restore before them
+    (a heuristic that errs towards too many: withholding costs a poll)."""
+    offsets = set()
+    line, seen = None, False
+    for instruction in dis.get_instructions(code):
+        positions = getattr(instruction, "positions", None)
+        now = positions.lineno if positions is not None else instruction.starts_line
+        if now is not None and now is not True and now != line:
+            line, seen = now, False
+        if instruction.opname in ("LOAD_ATTR", "LOAD_METHOD", "LOAD_SPECIAL"):
+            seen = seen or instruction.argval in _ACQUIRING or instruction.argrepr.endswith(
+                tuple(f" {name}" for name in _ACQUIRING)) or instruction.argrepr in _ACQUIRING
+        elif instruction.opname.startswith("CALL") and seen:
+            offsets.add(instruction.offset)
+    return frozenset(offsets)
+
+
+def unsafe_to_land(thread: threading.Thread, core: ModuleType | None) -> bool:
+    """Whether an exception scheduled now could land right after a lock's
+    acquire() succeeds, before the `try` that would release it; kill()
+    withholds it until the thread is past that call.
+
+    True for a thread blocked in a bare acquire() we cannot end
+    (UNSAFE_TO_LAND), and for one that is at a call that may be an acquire
+    without being in a lock wait we end: running, or waiting for the GIL on
+    its way back from a wait that has just succeeded (an exception scheduled
+    then lands at that call's return, holding the lock).
+    """
+    if thread.ident is None:
+        return False
+    if _waiting_frame(thread.ident) is not None:
+        return False  # a Condition wait (its waiter lock is wake()'s to release) or a join
+    frame = sys._current_frames().get(thread.ident)
+    if core is not None and core.WAKE_SUPPORTED and _syscalls.SUPPORTED and thread.native_id is not None:
+        try:
+            blocked = _syscalls.blocked_call(thread.native_id)
+        except OSError:
+            return False
+        if blocked is not None and blocked.number == _syscalls.FUTEX:
+            verdict, wait = _lock_verdict(thread.ident, blocked, core)
+            if verdict.status is WakeStatus.UNSAFE_TO_LAND:
+                return True
+            if wait is not None:
+                return False  # a lock wait wake() ends or defers
+        elif blocked is not None:
+            return False  # in another system call
+    return at_acquire_call(frame)
+
+
+def at_acquire_call(frame: FrameType | None) -> bool:
+    """Whether the frame is at a call that may be a lock's acquire."""
+    return frame is not None and frame.f_lasti in _acquire_calls(frame.f_code)
 
 
 def _wake_syscall(thread: threading.Thread | None, core: ModuleType | None) -> WakeResult:
