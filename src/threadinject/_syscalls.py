@@ -212,6 +212,13 @@ def _is_interpreter(path: str) -> bool:
         return False
 
 
+def in_c_library(ip: int) -> bool:
+    """Whether the address lies in the C library (where CPython's system
+    calls are made; under valgrind, for one, they are made elsewhere)."""
+    return any(start <= ip < end and _is_libc(path) for start, end, executable, path in _mappings()
+               if executable)
+
+
 def called_from_interpreter(sp: int, depth: int = 256) -> bool | None:
     """Whether the first return address above the C library on the blocked
     thread's stack lies in the interpreter.  None: no code address found."""

@@ -159,6 +159,10 @@ def _lock_verdict(ident: int, blocked: _syscalls.Blocked, core: ModuleType
         return WakeResult(WakeStatus.DEFERRED, name), wait
     if wait is None:
         return WakeResult(WakeStatus.UNSUPPORTED_CALL, name), wait
+    if not _syscalls.in_c_library(blocked.ip):
+        # the wait is the lock's, but the system call is not made where the
+        # handler can rewrite it (seen under valgrind)
+        return WakeResult(WakeStatus.FOREIGN_CODE, name), wait
     if _landing.at_unchecked_call(frame, core):
         # woken, acquire() would return False to code that acts on it before
         # the kill lands: `lock.acquire(blocking=True); try: ... finally:
