@@ -68,11 +68,17 @@ class _Landed(BaseException):
     pass
 
 
-def _in_probe_thread(probe: Callable[[], None]) -> None:
+def _in_probe_thread(probe: Callable[[], None]) -> bool:
+    """Run `probe` in a thread of its own; False if no thread can be started
+    (at interpreter exit): the caller then answers conservatively."""
     # threading.Thread: the C backend's inject() wants a registered thread
     prober = threading.Thread(target=probe, name="threadinject-landing-probe")
-    prober.start()
+    try:
+        prober.start()
+    except RuntimeError:
+        return False
     prober.join()
+    return True
 
 
 _inside_with: bool | None = None
@@ -103,7 +109,8 @@ def lands_inside_with(core: object) -> bool:
             except _Landed as landing:
                 landed.append(landing)
 
-        _in_probe_thread(probe)
+        if not _in_probe_thread(probe):
+            return True  # unknown: the answer that defers the wake
         # Called with the exception once it has landed in the block (3.9,
         # 3.10); else, being Python code, it is where the exception lands, as
         # it starts (3.11+): then the traceback shows it was called.
@@ -145,7 +152,8 @@ def _lands_late_after_keyword_call(core: object) -> bool:
             except _Landed:
                 pass
 
-        _in_probe_thread(probe)
+        if not _in_probe_thread(probe):
+            return True  # unknown: the answer that defers the wake
         _late_after_keyword_call = bool(ran_on)
     return _late_after_keyword_call
 

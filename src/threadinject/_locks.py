@@ -113,7 +113,11 @@ def _calibrate(lock_type: type, factory: Callable[[], Any]) -> _Layout | None:
     lock.acquire()
     waiter = threading.Thread(target=lambda: lock.acquire() and lock.release(),
                               name="threadinject-lock-calibration", daemon=True)
-    waiter.start()
+    try:
+        waiter.start()
+    except RuntimeError:  # "can't create new thread at interpreter shutdown"
+        lock.release()
+        raise
     try:
         blocked = _untimed_futex_wait(waiter.native_id, time.monotonic() + 5.0)  # type: ignore[arg-type]
         header = _syscalls.read_memory(id(lock), 64)
@@ -141,10 +145,13 @@ def layouts() -> dict[type, tuple[str, _Layout]]:
     with _calibration_lock:
         if _layouts is None:
             found = {}
-            for lock_type, factory, name in _lock_factories():
-                layout = _calibrate(lock_type, factory)
-                if layout is not None:
-                    found[lock_type] = (name, layout)
+            try:
+                for lock_type, factory, name in _lock_factories():
+                    layout = _calibrate(lock_type, factory)
+                    if layout is not None:
+                        found[lock_type] = (name, layout)
+            except RuntimeError:
+                return {}  # no thread can be started (interpreter exit): no lock is identified
             _layouts = found
         return _layouts
 
