@@ -54,6 +54,12 @@ def entering_with(frame: FrameType | None) -> bool:
     return frame is not None and frame.f_lasti in _with_entries(frame.f_code)
 
 
+@functools.lru_cache(maxsize=256)
+def _keyword_calls(code: CodeType) -> frozenset[int]:
+    """Offsets of the keyword calls (CALL_KW, 3.13+) in the code."""
+    return frozenset(i.offset for i in dis.get_instructions(code) if i.opname == "CALL_KW")
+
+
 def _live_opname(frame: FrameType) -> str | None:
     """The instruction the frame executes, as specialised now (3.12+)."""
     if sys.version_info < (3, 12):
@@ -161,6 +167,11 @@ def _lands_late_after_keyword_call(core: object) -> bool:
 def at_unchecked_call(frame: FrameType | None, core: object) -> bool:
     """Whether the frame waits in a call after which no check follows, so
     that code after it would see a woken call's fake result first."""
-    if frame is None or _live_opname(frame) != "CALL_KW":
+    # only a keyword call site can be the unspecialised CALL_KW: the adaptive
+    # disassembly (not cacheable, it changes as the site specialises) is
+    # done for those alone, as kill() asks every few milliseconds
+    if frame is None or frame.f_lasti not in _keyword_calls(frame.f_code):
+        return False
+    if _live_opname(frame) != "CALL_KW":
         return False
     return _lands_late_after_keyword_call(core)
