@@ -95,11 +95,10 @@ _JOIN_CODES = tuple(
 )
 
 
-def _waiting_frame(ident: int) -> object | None:
-    """The frame of Condition.wait or Thread.join the thread waits in: its
-    innermost frame, or the next one (under a Python-level lock's
-    _release_save, or join's _wait_for_tstate_lock)."""
-    frame = sys._current_frames().get(ident)
+def _waiting_frame(frame: FrameType | None) -> FrameType | None:
+    """The frame of Condition.wait or Thread.join a thread whose innermost
+    frame is `frame` waits in: that frame, or the next one (under a
+    Python-level lock's _release_save, or join's _wait_for_tstate_lock)."""
     for _ in range(2):
         if frame is None:
             return None
@@ -109,17 +108,17 @@ def _waiting_frame(ident: int) -> object | None:
     return None
 
 
-def _release_waiter(frame: object) -> WakeResult:
+def _release_waiter(frame: FrameType) -> WakeResult:
     # Reading another thread's frame locals: it is blocked in (or on its way
     # to) waiter.acquire(), so they do not change under us.
-    cond = frame.f_locals.get("self")  # type: ignore[attr-defined]
+    cond = frame.f_locals.get("self")
     if not isinstance(cond, threading.Condition) or not cond.acquire(True, _LOCK_TIMEOUT):
         return WakeResult(WakeStatus.NOT_BLOCKED, "threading.Condition.wait")
     try:
         # Holding the condition's lock, as notify() does.  Read the waiter
         # only now: until wait() queues it and releases this lock, it is not
         # there yet.
-        waiter = frame.f_locals.get("waiter")  # type: ignore[attr-defined]
+        waiter = frame.f_locals.get("waiter")
         try:
             cond._waiters.remove(waiter)  # type: ignore[attr-defined]
         except ValueError:
@@ -129,7 +128,7 @@ def _release_waiter(frame: object) -> WakeResult:
             # wake-up would make another waiter return True), so nothing is
             # done; see README, Limits.
             return WakeResult(WakeStatus.NOT_BLOCKED, "threading.Condition.wait")
-        waiter.release()
+        waiter.release()  # type: ignore[union-attr]  # it was queued: a lock
         return WakeResult(WakeStatus.WOKEN, "threading.Condition.wait")
     finally:
         cond.release()
@@ -147,10 +146,10 @@ def _send(core: ModuleType, native_id: int, name: str, blocked: _syscalls.Blocke
     return WakeResult(WakeStatus.WOKEN if sent else WakeStatus.NOT_BLOCKED, name)
 
 
-def _lock_verdict(ident: int, blocked: _syscalls.Blocked, core: ModuleType
+def _lock_verdict(frame: FrameType | None, blocked: _syscalls.Blocked, core: ModuleType
                   ) -> tuple[WakeResult, _locks.LockWait | None]:
-    """What wake() does with a futex wait: WOKEN means it would wake it."""
-    frame = sys._current_frames().get(ident)
+    """What wake() does with a futex wait of the thread whose innermost frame
+    is `frame`: WOKEN means it would wake it."""
     wait = _locks.identify(frame, blocked)
     name = wait.name if wait is not None else "futex"
     if _landing.entering_with(frame) and _landing.lands_inside_with(core):
@@ -174,9 +173,10 @@ def _lock_verdict(ident: int, blocked: _syscalls.Blocked, core: ModuleType
     return WakeResult(WakeStatus.WOKEN, name), wait
 
 
-def _wake_lock_wait(ident: int, native_id: int, blocked: _syscalls.Blocked, core: ModuleType) -> WakeResult:
+def _wake_lock_wait(frame: FrameType | None, native_id: int, blocked: _syscalls.Blocked,
+                    core: ModuleType) -> WakeResult:
     """A futex wait: end it if it is a Lock/RLock acquire we can end soundly."""
-    verdict, wait = _lock_verdict(ident, blocked, core)
+    verdict, wait = _lock_verdict(frame, blocked, core)
     if verdict.status is not WakeStatus.WOKEN or wait is None:
         return verdict
     return _send(core, native_id, wait.name, blocked, wait.result, guard=(wait.guard_addr, wait.guard_value))
@@ -198,8 +198,9 @@ def _acquire_calls(code: CodeType) -> frozenset[int]:
         if now is not None and now is not True and now != line:
             line, seen = now, False
         if instruction.opname in ("LOAD_ATTR", "LOAD_METHOD", "LOAD_SPECIAL"):
-            seen = seen or instruction.argval in _ACQUIRING or instruction.argrepr.endswith(
-                tuple(f" {name}" for name in _ACQUIRING)) or instruction.argrepr in _ACQUIRING
+            # the name is the argval of LOAD_ATTR/LOAD_METHOD, the argrepr of
+            # 3.14's LOAD_SPECIAL (whose argval is an index)
+            seen = seen or instruction.argval in _ACQUIRING or instruction.argrepr in _ACQUIRING
         elif instruction.opname.startswith("CALL") and seen:
             offsets.add(instruction.offset)
     return frozenset(offsets)
@@ -218,16 +219,16 @@ def unsafe_to_land(thread: threading.Thread, core: ModuleType | None) -> bool:
     """
     if thread.ident is None:
         return False
-    if _waiting_frame(thread.ident) is not None:
-        return False  # a Condition wait (its waiter lock is wake()'s to release) or a join
     frame = sys._current_frames().get(thread.ident)
+    if _waiting_frame(frame) is not None:
+        return False  # a Condition wait (its waiter lock is wake()'s to release) or a join
     if core is not None and core.WAKE_SUPPORTED and _syscalls.SUPPORTED and thread.native_id is not None:
         try:
             blocked = _syscalls.blocked_call(thread.native_id)
         except OSError:
             return False
         if blocked is not None and blocked.number == _syscalls.FUTEX:
-            verdict, wait = _lock_verdict(thread.ident, blocked, core)
+            verdict, wait = _lock_verdict(frame, blocked, core)
             if verdict.status is WakeStatus.UNSAFE_TO_LAND:
                 return True
             if wait is not None:
@@ -242,8 +243,10 @@ def at_acquire_call(frame: FrameType | None) -> bool:
     return frame is not None and frame.f_lasti in _acquire_calls(frame.f_code)
 
 
-def _wake_syscall(thread: threading.Thread | None, core: ModuleType | None) -> WakeResult:
-    """Wake `thread` from the system call it is blocked in, if we can."""
+def _wake_syscall(thread: threading.Thread | None, frame: FrameType | None,
+                  core: ModuleType | None) -> WakeResult:
+    """Wake `thread` (innermost frame `frame`) from the system call it is
+    blocked in, if we can."""
     if thread is not None and not thread.is_alive():  # it has just ended
         return WakeResult(WakeStatus.NOT_BLOCKED)
     native_id = getattr(thread, "native_id", None)
@@ -259,16 +262,14 @@ def _wake_syscall(thread: threading.Thread | None, core: ModuleType | None) -> W
     substitute = _syscalls.substitute_for(blocked.number)
     if core is None or not core.WAKE_SUPPORTED or not _syscalls.SUPPORTED:
         return WakeResult(WakeStatus.PLATFORM_UNSUPPORTED, name)
-    if blocked.number == _syscalls.FUTEX and thread is not None and thread.ident is not None:
-        return _wake_lock_wait(thread.ident, native_id, blocked, core)
+    if blocked.number == _syscalls.FUTEX and thread is not None:
+        return _wake_lock_wait(frame, native_id, blocked, core)
     if substitute is None:
         return WakeResult(WakeStatus.UNSUPPORTED_CALL, name)
     if _syscalls.called_from_interpreter(blocked.sp) is False:
         return WakeResult(WakeStatus.FOREIGN_CODE, name)
     rewrite = not _syscalls.CPYTHON_RAISES_AFTER_EINTR
-    if rewrite and thread is not None and _landing.at_unchecked_call(
-        sys._current_frames().get(thread.ident), core  # type: ignore[arg-type]
-    ):
+    if rewrite and _landing.at_unchecked_call(frame, core):
         # the statements after the call would see the fake result first
         return WakeResult(WakeStatus.UNSUPPORTED_CALL, f"{name} (called with keywords)")
     return _send(core, native_id, name, blocked, substitute.result, substitute.zero_fdsets, rewrite)
@@ -301,13 +302,15 @@ def make_wake(pending: PendingFn, core: ModuleType | None) -> WakeFn:
             target, ident = threading._active.get(thread), thread  # type: ignore[attr-defined]
         if ident is None:
             raise ThreadNotFoundError(f"thread={thread!r} has not been started")
-        frame = _waiting_frame(ident)
-        if frame is not None and frame.f_code is _CONDITION_WAIT:  # type: ignore[attr-defined]
-            return _release_waiter(frame)
-        if frame is not None:
+        # one snapshot of the thread's frames serves every decision below
+        frame = sys._current_frames().get(ident)
+        waiting = _waiting_frame(frame)
+        if waiting is not None and waiting.f_code is _CONDITION_WAIT:
+            return _release_waiter(waiting)
+        if waiting is not None:
             # Thread.join is never woken: on 3.9-3.12 a join woken early
             # leaves the joined thread reporting is_alive() False while it runs
             return WakeResult(WakeStatus.UNSUPPORTED_CALL, "threading.Thread.join")
-        return _wake_syscall(target, core)
+        return _wake_syscall(target, frame, core)
 
     return wake
