@@ -169,6 +169,14 @@ ti_wake_install(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t n
     Py_RETURN_NONE;
 }
 
+/* An unsigned long argument; 0 on success, -1 with an exception. */
+static int
+as_ulong(PyObject *arg, unsigned long *out)
+{
+    *out = PyLong_AsUnsignedLong(arg);
+    return (*out == (unsigned long)-1 && PyErr_Occurred()) ? -1 : 0;
+}
+
 /* Parse the arguments of _wake_send; 0 on success, -1 with an exception. */
 static int
 parse_send(PyObject *const *args, Py_ssize_t nargs, long *tid, slot *wanted)
@@ -182,24 +190,12 @@ parse_send(PyObject *const *args, Py_ssize_t nargs, long *tid, slot *wanted)
     if (*tid == -1 && PyErr_Occurred()) {
         return -1;
     }
-    wanted->ip = PyLong_AsUnsignedLong(args[1]);
-    if (wanted->ip == (unsigned long)-1 && PyErr_Occurred()) {
-        return -1;
-    }
-    wanted->arg0 = PyLong_AsUnsignedLong(args[2]);
-    if (wanted->arg0 == (unsigned long)-1 && PyErr_Occurred()) {
-        return -1;
-    }
     wanted->result = PyLong_AsLong(args[3]);
     if (wanted->result == -1 && PyErr_Occurred()) {
         return -1;
     }
-    wanted->guard_addr = PyLong_AsUnsignedLong(args[6]);
-    if (wanted->guard_addr == (unsigned long)-1 && PyErr_Occurred()) {
-        return -1;
-    }
-    wanted->guard_value = PyLong_AsUnsignedLong(args[7]);
-    if (wanted->guard_value == (unsigned long)-1 && PyErr_Occurred()) {
+    if (as_ulong(args[1], &wanted->ip) < 0 || as_ulong(args[2], &wanted->arg0) < 0
+        || as_ulong(args[6], &wanted->guard_addr) < 0 || as_ulong(args[7], &wanted->guard_value) < 0) {
         return -1;
     }
     wanted->zero_fdsets = PyObject_IsTrue(args[4]);
