@@ -40,18 +40,21 @@ carrier_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(k
         return NULL;
     }
     TI_PENDING_LOCK(st);
-    PyObject *exc = ti_pending_swap(st, key, NULL);   /* take it */
+    /* take it, pending or withdrawn by a cancel() that came too late */
+    PyObject *exc = ti_pending_swap(st, key, NULL, NULL);
     TI_PENDING_UNLOCK(st);
     Py_DECREF(key);
     if (exc == NULL) {
         if (!PyErr_Occurred()) {
-            /* Only reachable when cancel() withdrew the entry after CPython
-             * had already taken the carrier for delivery (a window that
-             * exists on 3.9-3.11 between scheduling and normalisation), or
-             * when someone calls this private class directly. */
+            /* Reachable when someone calls this private class directly, and
+             * where CPython takes the carrier out of the thread state before
+             * this runs (3.9-3.11, free-threaded builds): when a second
+             * inject() lands in that window, the first carrier delivers its
+             * exception and the second one finds nothing. */
             PyErr_SetString(PyExc_RuntimeError,
-                            "threadinject: the exception injected into this "
-                            "thread was cancelled while it was being delivered");
+                            "threadinject: this thread received an injection whose "
+                            "exception had already been delivered (an inject() "
+                            "raced the delivery of an earlier one)");
         }
         return NULL;
     }

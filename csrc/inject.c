@@ -183,14 +183,17 @@ registry_unlock(PyObject *lock)
 #endif
 
 /* The step described at the top of this file: if the target is running,
- * make `exc` (or nothing, for exc == NULL) its pending injection.
- * Returns 1 on success, 0 if the target is not running, -1 on error.
- * *previous receives the entry it replaced (a new reference or NULL): the
- * caller drops it once the step is over, as it may be the last reference. */
+ * make `exc` its pending injection, or, for exc == NULL, withdraw the pending
+ * one (cancel()).  Returns 1 on success, 0 if the target is not running, -1
+ * on error.  *previous receives the exception it replaced or let go of (a
+ * new reference or NULL): the caller drops it once the step is over, as it
+ * may be the last reference.  *was_pending: whether one was pending. */
 static int
-set_pending(core_state *st, const target *t, PyObject *exc, PyObject **previous)
+set_pending(core_state *st, const target *t, PyObject *exc, PyObject **previous,
+            int *was_pending)
 {
     *previous = NULL;
+    *was_pending = 0;
 #if TI_FREE_THREADED
     PyObject *lock = registry_lock(st, t);
     if (lock == NULL) {
@@ -200,17 +203,28 @@ set_pending(core_state *st, const target *t, PyObject *exc, PyObject **previous)
     int rc = registered(st, t);
     if (rc == 1) {
         TI_PENDING_LOCK(st);
-        *previous = ti_pending_swap(st, t->key, exc);
+        if (exc != NULL) {
+            *previous = ti_pending_swap(st, t->key, exc, was_pending);
+        }
+        else {
+            int withdrawn = ti_pending_withdraw(st, t->key);
+            *was_pending = withdrawn == 1;
+        }
         if (PyErr_Occurred()) {
             rc = -1;
         }
         else if (PyThreadState_SetAsyncExc(t->ident, exc == NULL ? NULL : st->carrier) == 0) {
-            rc = 0;   /* no such thread: withdraw what was just recorded */
-            PyObject *withdrawn = ti_pending_swap(st, t->key, NULL);
-            if (withdrawn == NULL && PyErr_Occurred()) {
+            rc = 0;   /* no such thread: empty its slot */
+            PyObject *emptied = ti_pending_swap(st, t->key, NULL, NULL);
+            if (emptied == NULL && PyErr_Occurred()) {
                 rc = -1;
             }
-            Py_XDECREF(withdrawn);   /* `exc`, which the caller still holds */
+            if (*previous == NULL) {
+                *previous = emptied;   /* what cancel() withdrew, or `exc` */
+            }
+            else {
+                Py_XDECREF(emptied);   /* `exc`, which the caller still holds */
+            }
         }
         TI_PENDING_UNLOCK(st);
     }
@@ -255,10 +269,15 @@ ident_is_live(PyObject *key)
 static int
 sweep(core_state *st)
 {
+    PyObject *dropped = PyList_New(0);
+    if (dropped == NULL) {
+        return -1;
+    }
     TI_PENDING_LOCK(st);
-    int rc = ti_pending_sweep(st);
+    int rc = ti_pending_sweep(st, dropped);
     Py_ssize_t left = PyDict_Size(st->pending);
     TI_PENDING_UNLOCK(st);
+    Py_DECREF(dropped);   /* may run Python code: now that is allowed */
     st->sweep_at = left < 32 ? 64 : 2 * left;
     return rc;
 }
@@ -302,7 +321,8 @@ ti_inject(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     PyObject *previous;
-    int rc = set_pending(st, &t, exc, &previous);
+    int was_pending;
+    int rc = set_pending(st, &t, exc, &previous, &was_pending);
     Py_XDECREF(previous);
     if (rc == 0) {
         not_running(st, args[0], &t);
@@ -323,8 +343,8 @@ ti_cancel(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     PyObject *previous;
-    int rc = set_pending(st, &t, NULL, &previous);
-    int was_pending = previous != NULL;
+    int was_pending;
+    int rc = set_pending(st, &t, NULL, &previous, &was_pending);
     Py_XDECREF(previous);
     if (rc == 0) {
         not_running(st, args[0], &t);

@@ -96,6 +96,13 @@ core_exec(PyObject *module)
     if (st->carrier == NULL) {
         return -1;
     }
+    /* Private, for the tests: calling it in a thread is what CPython does
+     * when it delivers an injection there (carrier.c). */
+    Py_INCREF(st->carrier);
+    if (PyModule_AddObject(module, "_InjectedException", st->carrier) < 0) {
+        Py_DECREF(st->carrier);
+        return -1;
+    }
     return PyModule_AddIntConstant(module, "WAKE_SUPPORTED", ti_wake_supported);
 }
 

@@ -5,17 +5,26 @@
 
 #include "state.h"
 
-/* Make `exc` (or nothing, for NULL) the pending exception of `key`.  Returns
- * the one it replaces as a new reference, or NULL: with an exception set on
- * error, without one if nothing was pending.  The caller drops the returned
- * reference only when it may run Python code again. */
-PyObject *ti_pending_swap(core_state *st, PyObject *key, PyObject *exc);
+/* Make `exc` the pending exception of `key`, or, for exc == NULL, leave
+ * `key` nothing at all.  Returns the exception the slot held, pending or
+ * withdrawn, as a new reference, or NULL: with an exception set on error,
+ * without one if it held none.  *was_pending (unless NULL) is set to
+ * whether that exception was pending rather than withdrawn.  The caller
+ * drops the returned reference only when it may run Python code again. */
+PyObject *ti_pending_swap(core_state *st, PyObject *key, PyObject *exc, int *was_pending);
 
-/* The pending exception of `key` (new reference), or NULL as above. */
+/* Withdraw the pending exception of `key` (cancel()).  It stays in the slot,
+ * marked withdrawn, for a delivery that had already begun: see carrier.c.
+ * Returns 1 if an exception was pending, 0 if not, -1 on error. */
+int ti_pending_withdraw(core_state *st, PyObject *key);
+
+/* The pending exception of `key` (new reference), or NULL as above.  A
+ * withdrawn one is not pending. */
 PyObject *ti_pending_get(core_state *st, PyObject *key);
 
-/* Drop the empty slots (see pending.c).  Freeing one runs no Python code:
- * it is a list holding None. */
-int ti_pending_sweep(core_state *st);
+/* Drop the slots that hold no pending exception (see pending.c).  The
+ * withdrawn exceptions they held are appended to the list `dropped`, which
+ * the caller frees once it may run Python code again. */
+int ti_pending_sweep(core_state *st, PyObject *dropped);
 
 #endif /* THREADINJECT_PENDING_H */

@@ -173,6 +173,45 @@ def test_cancel_withdraws_pending_injection(api, spawn):
     assert target.caught is None and delivered == ["ran to the end"]
 
 
+def _carrier(api, exc):
+    """The private class a backend schedules with PyThreadState_SetAsyncExc."""
+    if api.name == "c":
+        from threadinject import _core
+        return _core._InjectedException
+    from threadinject import _ctypes_backend
+    return _ctypes_backend._carrier_for(exc)
+
+
+def test_cancel_too_late_for_a_begun_delivery_delivers_the_users_exception(api, spawn):
+    # Where CPython takes the scheduled carrier before it runs (3.9-3.11,
+    # free-threaded builds), a cancel() can come in between.  The target then
+    # calls the carrier as below; it must get the withdrawn exception, not fail.
+    exc = Custom(8, "withdrawn too late")
+    carrier = _carrier(api, exc)
+    gate = threading.Event()
+    got = []
+
+    def body(stop):
+        gate.wait(JOIN_TIMEOUT)
+        for _ in range(2):
+            try:
+                raise carrier()  # what CPython does with a scheduled class
+            except BaseException as e:  # noqa: BLE001 - recording what arrives
+                got.append(e)
+
+    target = spawn(body)
+    wait_until_waiting(target.thread)
+    api.inject(target.thread, exc)
+    assert api.cancel(target.thread) is True
+    assert api.pending(target.thread) is None
+    gate.set()
+    target.join()
+    assert target.caught is None
+    assert got[0] is exc
+    # a second carrier for one exception (an inject() that raced the delivery)
+    assert type(got[1]) is RuntimeError and "already been delivered" in str(got[1])
+
+
 def test_pending_is_none_after_delivery(api, spawn):
     target = spawn(busy)
     assert api.pending(target.thread) is None

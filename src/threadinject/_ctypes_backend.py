@@ -23,6 +23,7 @@ import ctypes
 import sys
 import threading
 import weakref
+from typing import Any
 
 from ._errors import ThreadNotFoundError
 from ._types import ExcArg, ThreadArg
@@ -45,23 +46,29 @@ _clear_async_exc.restype = ctypes.c_int
 _MAX_IDENT = 2 ** (8 * ctypes.sizeof(ctypes.c_ulong)) - 1
 _DELIVER_BY_RAISING = sys.version_info < (3, 11)
 
-# {ident: exception class or instance} injected and not yet received.  An
-# entry is removed when it is received, cancelled or replaced; one for a
-# thread that ended without running bytecode again stays until its ident is
-# injected into again (see csrc/pending.c for why nothing sweeps it).
-_pending: dict[int, ExcArg] = {}
+# {ident: [exception class or instance, withdrawn]} injected and not yet
+# received.  An entry is removed when it is received or replaced; cancel()
+# marks it withdrawn in place (the receiving thread may be popping it at that
+# moment), for a delivery that had already begun (csrc/pending.c).
+# One for a thread that ended without running bytecode again stays until its
+# ident is injected into again (see csrc/pending.c for why nothing sweeps it).
+_pending: dict[int, list[Any]] = {}
 # Serialises the injectors (the receiving thread only pops, atomically).
 _lock = threading.Lock()
 
 
 def _take_pending() -> BaseException:
-    """In the target thread: the exception injected into it, as an instance."""
-    exc = _pending.pop(threading.get_ident(), None)
-    if exc is None:
+    """In the target thread: the exception injected into it, as an instance.
+
+    A withdrawn one too: the delivery had begun before cancel() withdrew it
+    (see csrc/carrier.c)."""
+    entry = _pending.pop(threading.get_ident(), None)
+    if entry is None:
         raise RuntimeError(
-            "threadinject: the exception injected into this thread was "
-            "cancelled while it was being delivered"
+            "threadinject: this thread received an injection whose exception had "
+            "already been delivered (an inject() raced the delivery of an earlier one)"
         )
+    exc = entry[0]
     if isinstance(exc, type):
         exc = exc()
         if not isinstance(exc, BaseException):
@@ -152,20 +159,25 @@ def _not_found(thread: object, is_thread: bool) -> ThreadNotFoundError:
 
 def _set_pending(
     thread: threading.Thread | None, ident: int, exc: ExcArg | None
-) -> tuple[bool, ExcArg | None]:
-    """Returns (target found, the entry replaced)."""
+) -> tuple[bool, bool]:
+    """Make `exc` the pending exception, or withdraw it (None).
+
+    Returns (target found, an exception was pending)."""
     with threading._active_limbo_lock, _lock:  # type: ignore[attr-defined]
         if not _registered(thread, ident):
-            return False, None
-        previous = _pending.pop(ident, None)
+            return False, False
+        previous = _pending.get(ident)
+        was_pending = previous is not None and not previous[1]
         if exc is None:
+            if previous is not None:
+                previous[1] = True
             found = _clear_async_exc(ident, None) != 0
         else:
-            _pending[ident] = exc
+            _pending[ident] = [exc, False]
             found = _set_async_exc(ident, _carrier_for(exc)) != 0
-            if not found:
-                del _pending[ident]
-        return found, previous
+        if not found:
+            _pending.pop(ident, None)
+        return found, was_pending
 
 
 def inject(thread: ThreadArg, exc: ExcArg, /) -> None:
@@ -183,17 +195,18 @@ def inject(thread: ThreadArg, exc: ExcArg, /) -> None:
 
 def cancel(thread: ThreadArg, /) -> bool:
     target, ident = _target(thread, "cancel")
-    found, previous = _set_pending(target, ident, None)
+    found, was_pending = _set_pending(target, ident, None)
     if not found:
         raise _not_found(thread, target is not None)
-    return previous is not None
+    return was_pending
 
 
 def pending(thread: ThreadArg, /) -> ExcArg | None:
     target, ident = _target(thread, "pending")
     if target is not None and not _registered(target, ident):
         raise _not_found(thread, True)
-    exc = _pending.get(ident)
+    entry = _pending.get(ident)
+    exc = None if entry is None or entry[1] else entry[0]
     # nothing pending for a raw ident: is there such a thread (running Python code)?
     if exc is None and target is None and ident not in sys._current_frames():
         raise _not_found(thread, False)
