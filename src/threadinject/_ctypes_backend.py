@@ -68,7 +68,7 @@ def _take_pending() -> BaseException:
             "threadinject: this thread received an injection whose exception had "
             "already been delivered (an inject() raced the delivery of an earlier one)"
         )
-    exc = entry[0]
+    exc: ExcArg = entry[0]
     if isinstance(exc, type):
         exc = exc()
         if not isinstance(exc, BaseException):
