@@ -40,6 +40,7 @@ def api(request: pytest.FixtureRequest) -> SimpleNamespace:
         cancel=backend.cancel,
         pending=backend.pending,
         wake=wake,
+        unsafe_to_land=unsafe,
         kill=make_kill(backend.inject, backend.pending, backend.cancel, wake, unsafe),
     )
 

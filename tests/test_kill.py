@@ -10,7 +10,7 @@ import threading
 import time
 
 import pytest
-from conftest import JOIN_TIMEOUT, busy, run_python, sleepy
+from conftest import JOIN_TIMEOUT, busy, run_python, sleepy, wait_until_waiting
 
 from threadinject import ThreadKilled, ThreadNotFoundError
 
@@ -120,6 +120,26 @@ def test_kill_inside_with_lock_releases_the_lock(api, spawn):
     assert api.kill(target.thread, JOIN_TIMEOUT) is True
     assert lock.acquire(timeout=JOIN_TIMEOUT)  # released by the with-statement
     lock.release()
+
+
+def test_kill_withheld_at_a_call_the_thread_then_blocks_in_still_lands(api, spawn):
+    # kill() withholds ThreadKilled from a thread *running* at a call that may
+    # be a lock's acquire.  If the thread then blocks in that very call, in a
+    # wait wake() can end (here Event.wait's timed waiter lock), its position
+    # no longer changes: kill() must judge the wait, not wait to move past it.
+    from threadinject._kill import make_kill
+
+    event = threading.Event()
+    target = spawn(lambda stop: event.wait(JOIN_TIMEOUT))
+    wait_until_waiting(target.thread)
+    answers = [True]  # first: "running at an acquire-like call"
+
+    def unsafe(thread):
+        return answers.pop() if answers else api.unsafe_to_land(thread)
+
+    kill = make_kill(api.inject, api.pending, api.cancel, api.wake, unsafe)
+    assert kill(target.thread, JOIN_TIMEOUT) is True
+    assert isinstance(target.caught, ThreadKilled)
 
 
 def test_kill_runs_finally_blocks(api, spawn):

@@ -191,7 +191,9 @@ def _join_waking(thread: threading.Thread, deadline: float | None, wake: WakeFn,
         try:
             if withheld_at is not None:
                 status = WakeStatus.UNSAFE_TO_LAND
-                if _past_call(thread, withheld_at):
+                # past the call, or blocked in it after all, in a wait that
+                # wake() ends or defers (it was running when withheld)
+                if _past_call(thread, withheld_at) or not unsafe_to_land(thread):
                     withheld_at = _schedule_or_withhold(thread, inject, unsafe_to_land)
             else:
                 status = wake(thread).status
