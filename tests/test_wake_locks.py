@@ -19,48 +19,47 @@ from types import SimpleNamespace
 from typing import Callable
 
 import pytest
-from conftest import JOIN_TIMEOUT, SLOWDOWN
+from conftest import JOIN_TIMEOUT
 
 from threadinject import ThreadKilled, WakeStatus
 
 LINUX_X86_64 = sys.platform.startswith("linux") and platform.machine() == "x86_64"
-# Seconds the holder keeps the lock: the kill must reach the waiter before
-# the hand-over (a kill racing the hand-over is README's limit).
-HOLD = 0.5 * SLOWDOWN
 
 # Waiter bodies, compiled afresh for each test: the keyword-call case is about
-# a call site that runs for the first time.
+# a call site that runs for the first time.  work() is the protected work: it
+# waits until the test lets it finish, so no step of a test depends on how
+# long another one takes.
 PATTERNS = {
     "with": """
-def wait(lock, entered):
+def wait(lock, entered, work):
     with lock:
         entered.append(True)
-        time.sleep(0.2)  # the protected work
+        work()
 """,
     "acquire-try": """
-def wait(lock, entered):
+def wait(lock, entered, work):
     lock.acquire()
     try:
         entered.append(True)
-        time.sleep(0.2)
+        work()
     finally:
         lock.release()
 """,
     "keyword-acquire-try": """
-def wait(lock, entered):
+def wait(lock, entered, work):
     lock.acquire(blocking=True)
     try:
         entered.append(True)
-        time.sleep(0.2)
+        work()
     finally:
         lock.release()
 """,
     "timed-acquire-if": """
-def wait(lock, entered):
+def wait(lock, entered, work):
     if lock.acquire(timeout=60):
         try:
             entered.append(True)
-            time.sleep(0.2)
+            work()
         finally:
             lock.release()
 """,
@@ -94,9 +93,12 @@ def owned(lock: object) -> bool:
 
 
 class Holder:
+    """Holds the lock until the test sets `release`."""
+
     def __init__(self, lock: object) -> None:
         self.lock = lock
         self.holding = threading.Event()
+        self.release = threading.Event()
         self.kept_it = False
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self.run)
@@ -105,7 +107,7 @@ class Holder:
         try:
             with self.lock:  # type: ignore[attr-defined]
                 self.holding.set()
-                time.sleep(HOLD)
+                self.release.wait(JOIN_TIMEOUT)
                 self.kept_it = owned(self.lock)
         except BaseException as exc:
             self.error = exc
@@ -129,20 +131,22 @@ def wait_until_blocked(thread: threading.Thread, code: object) -> None:
 
 
 class Waiter:
-    """A thread running one of PATTERNS on `lock`."""
+    """A thread running one of PATTERNS on `lock`; its protected work lasts
+    until `finish` is set."""
 
     def __init__(self, pattern: str, lock: object) -> None:
-        namespace: dict[str, object] = {"time": time}
+        namespace: dict[str, object] = {}
         exec(compile(PATTERNS[pattern], f"<{pattern}>", "exec"), namespace)
         self.wait = namespace["wait"]
         self.entered: list[bool] = []
         self.outcome: list[object] = []
         self.lock = lock
+        self.finish = threading.Event()
         self.thread = threading.Thread(target=self.run)
 
     def run(self) -> None:
         try:
-            self.wait(self.lock, self.entered)  # type: ignore[operator]
+            self.wait(self.lock, self.entered, lambda: self.finish.wait(JOIN_TIMEOUT))  # type: ignore[operator]
             self.outcome.append("returned")
         except BaseException as exc:
             self.outcome.append(exc)
@@ -157,6 +161,13 @@ def start_holder_and_waiter(pattern: str, kind: str) -> tuple[object, Holder, Wa
     waiter.thread.start()
     wait_until_blocked(waiter.thread, waiter.wait.__code__)  # type: ignore[attr-defined]
     return lock, holder, waiter
+
+
+def end_both(holder: Holder, waiter: Waiter) -> None:
+    holder.release.set()
+    waiter.finish.set()
+    holder.thread.join(JOIN_TIMEOUT)
+    waiter.thread.join(JOIN_TIMEOUT)
 
 
 def assert_lock_intact(lock: object, holder: Holder) -> None:
@@ -177,15 +188,18 @@ def test_wake_of_a_lock_waiter_never_breaks_the_lock(api, pattern, kind, capfd):
         assert status in expected_status(api, pattern, kind)
         if status is WakeStatus.WOKEN:
             victim.join(JOIN_TIMEOUT)
-            assert holder.thread.is_alive(), "the holder was still holding when the waiter ended"
-        elif status is not WakeStatus.DEFERRED:
+            assert not victim.is_alive(), "the woken waiter did not end while the lock was held"
+        elif status is WakeStatus.DEFERRED:
+            # lands at the hand-over, before the protected work
+            holder.release.set()
+            victim.join(JOIN_TIMEOUT)
+        else:
             # Not woken, and landing at the hand-over is not known to be
             # sound (after a bare acquire it lands holding the lock, before
             # the try): withdraw the kill, the waiter then runs normally.
             assert api.cancel(victim)
     finally:
-        holder.thread.join(JOIN_TIMEOUT)
-        victim.join(JOIN_TIMEOUT)
+        end_both(holder, waiter)
     assert not victim.is_alive()
     assert_lock_intact(lock, holder)
     if status in (WakeStatus.WOKEN, WakeStatus.DEFERRED):
@@ -201,16 +215,32 @@ def test_wake_of_a_lock_waiter_never_breaks_the_lock(api, pattern, kind, capfd):
 @pytest.mark.parametrize("pattern", sorted(PATTERNS))
 def test_kill_of_a_lock_waiter_ends_it_and_never_breaks_the_lock(pattern, kind, capfd):
     # the C backend (the package's default here): woken, deferred to the
-    # hand-over, or withheld until the thread is past its bare acquire()
+    # hand-over, or withheld until the thread is past its bare acquire().  The
+    # kill runs in a thread of its own, as it only returns once the waiter has
+    # ended, which it may do only after the hand-over.
     import threadinject
+    from threadinject import _core
 
     assert threadinject.backend == "c"
+    woken = expected_status(SimpleNamespace(name="c"), pattern, kind) == {WakeStatus.WOKEN}
     lock, holder, waiter = start_holder_and_waiter(pattern, kind)
+    killed: list[bool] = []
+    killer = threading.Thread(target=lambda: killed.append(threadinject.kill(waiter.thread, JOIN_TIMEOUT)))
     try:
-        assert threadinject.kill(waiter.thread, JOIN_TIMEOUT)
+        killer.start()
+        if woken:
+            waiter.thread.join(JOIN_TIMEOUT)
+            assert not waiter.thread.is_alive(), "the woken waiter did not end while the lock was held"
+        # Otherwise the kill lands at the hand-over or, once the waiter is past
+        # a bare acquire(), in its protected work, which lasts until the
+        # waiter ends: `finish` is only set below, when it has.
+        holder.release.set()
+        killer.join(JOIN_TIMEOUT)
+        assert killed == [True]
     finally:
-        holder.thread.join(JOIN_TIMEOUT)
-        waiter.thread.join(JOIN_TIMEOUT)
+        end_both(holder, waiter)
+        killer.join(JOIN_TIMEOUT)
+    assert _core.WAKE_SUPPORTED
     assert_lock_intact(lock, holder)
     assert len(waiter.outcome) == 1 and isinstance(waiter.outcome[0], ThreadKilled), waiter.outcome
     assert capfd.readouterr().err == ""
