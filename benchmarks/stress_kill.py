@@ -245,9 +245,13 @@ def main() -> int:
             # a thread blocked in a wait never runs bytecode in between, and a
             # running one may take it first: then it ends by it
             threadinject.inject(worker, Injected("withdrawn"))
-            if threadinject.cancel(worker):
-                cancelled.add(worker)
-                continue
+            try:
+                if threadinject.cancel(worker):
+                    cancelled.add(worker)
+                    continue
+            except threadinject.ThreadNotFoundError:
+                pass  # it has already received it and ended
+
             expected["injected"] += 1
         else:
             # one wake() can find the thread running, just before it blocks:
