@@ -95,12 +95,14 @@ def test_kill_lands_in_blocked_system_call(call):
 
 
 def lock_wait_wakeable(call: str) -> bool:
-    """Untimed waits on CPython's semaphore are not woken (_locks.py)."""
+    """Untimed waits on CPython's semaphore, or in its parking lot on a build
+    with C assertions, are not woken (_locks.py)."""
     if "(timeout)" in call:
         return True
     from threadinject import _locks
 
-    return {name: layout.parked for name, layout in _locks.layouts().values()}[call]
+    parked = {name: layout.parked for name, layout in _locks.layouts().values()}[call]
+    return parked and not _locks.CPYTHON_ASSERTS
 
 
 @pytest.mark.skipif(not LINUX_X86_64, reason="lock waits are woken with the signal, Linux x86-64 only")
@@ -133,6 +135,42 @@ def test_ctypes_backend_cannot_wake_system_calls():
     code = program(SETUP["time.sleep"], 1, 0.2, "") + "\nsys.stdout.flush(); os._exit(0)\n"
     result = run_python(code, "ctypes")
     assert result.stdout.splitlines()[0] == "0 of 1 killed; [(False, ())]", result.stderr
+    assert result.stderr == ""
+
+
+FOREIGN_FUTEX = textwrap.dedent("""
+    import ctypes, threading, time
+    import threadinject
+    # a futex word inside a C structure that is no lock: every word around
+    # it holds a value that, read as an address, lies above 2**63
+    words = (ctypes.c_uint64 * 129)(*([0xFFFF_FFFF_FFFF_FFF0] * 129))
+    words[64] = 0
+    futex = ctypes.addressof(words) + 64 * 8
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    SYS_futex, FUTEX_WAIT, FUTEX_WAKE = 202, 0, 1
+    worker = threading.Thread(target=lambda: libc.syscall(SYS_futex, ctypes.c_void_p(futex), FUTEX_WAIT, 0, None))
+    worker.start()
+    while open(f"/proc/self/task/{worker.native_id}/syscall").read().split()[0] != str(SYS_futex):
+        time.sleep(0.001)
+    try:
+        threadinject.inject(worker, threadinject.ThreadKilled)
+        print(threadinject.wake(worker))
+        print(threadinject.cancel(worker))
+    finally:
+        while worker.is_alive():
+            libc.syscall(SYS_futex, ctypes.c_void_p(futex), FUTEX_WAKE, 1)
+            worker.join(0.01)
+""")
+
+
+@pytest.mark.skipif(not LINUX_X86_64, reason="the wake signal exists on Linux x86-64 only")
+def test_a_futex_wait_that_is_no_lock_is_reported_not_misread():
+    result = run_python(FOREIGN_FUTEX, "c")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "WakeResult(status=<WakeStatus.UNSUPPORTED_CALL: 'unsupported call'>, call='futex')", "True"
+    ], result.stdout + result.stderr
     assert result.stderr == ""
 
 

@@ -136,7 +136,10 @@ if hasattr(os, "register_at_fork"):
 def read_memory(address: int, size: int) -> bytes | None:
     """`size` bytes at `address` of this process, or None if unreadable."""
     global _mem_fd
-    if address <= 0:
+    # pread()'s offset is a signed 64-bit off_t: words read from memory that
+    # is not what we hoped (a futex word that is no parking-lot entry) can
+    # name any address, and none at or above 2**63 is mapped
+    if not 0 < address < (1 << 63) - size:
         return None
     if _mem_fd is None:
         _mem_fd = os.open("/proc/self/mem", os.O_RDONLY | os.O_CLOEXEC)
