@@ -83,7 +83,8 @@ def calls() -> dict[str, Callable[[], Callable[[], object]]]:
     # untimed acquires are woken only in CPython's parking lot (README, wake)
     from threadinject import _locks
 
-    parked = {name: layout.parked for name, layout in _locks.layouts().values()}
+    parked = {name: layout.parked and not _locks.CPYTHON_ASSERTS
+              for name, layout in _locks.layouts().values()}
     if parked.get("Lock.acquire"):
         found["Lock.acquire()"] = lock_untimed
     if parked.get("RLock.acquire"):

@@ -23,7 +23,11 @@ False with the exception pending, which then lands at the call.  Sound
 (nothing was acquired, nothing acts on the False before the exception), and
 silent except for an untimed wait on a semaphore, where CPython reports the
 "impossible" status with ``perror("sem_wait")`` (thread_pthread.h, 3.9-3.13):
-those waits are not woken.
+those waits are not woken.  Nor are untimed parked waits on a CPython built
+with its C assertions (a debug build, or ``--with-assertions``): there
+``_PyMutex_LockTimed`` asserts that an untimed wait never times out
+(Python/lock.c, 3.13.15: ``assert(timeout >= 0)``) and the process aborts;
+release builds (``-DNDEBUG``) return failure from the acquire, as above.
 
 ``with lock:`` is different: ``__enter__`` returning False does not stop the
 block from being entered, and where the pending exception lands *inside* the
@@ -35,6 +39,7 @@ and ``__exit__`` releases the thread's own acquisition.
 
 from __future__ import annotations
 
+import sysconfig
 import threading
 import time
 from types import FrameType
@@ -45,6 +50,15 @@ from . import _syscalls
 __all__ = ["LockWait", "identify"]
 
 _ETIMEDOUT = 110
+
+
+def _cpython_asserts() -> bool:
+    """Whether this CPython was compiled with its C assertions enabled."""
+    flags = " ".join(str(sysconfig.get_config_var(name) or "") for name in ("OPT", "PY_CFLAGS"))
+    return "-DNDEBUG" not in flags.split()
+
+
+CPYTHON_ASSERTS = _cpython_asserts()
 
 
 class LockWait(NamedTuple):
@@ -61,8 +75,9 @@ class LockWait(NamedTuple):
 
     @property
     def wakeable(self) -> bool:
-        """Whether -ETIMEDOUT ends this wait silently."""
-        return self.parked or self.timed
+        """Whether -ETIMEDOUT ends this wait silently (and without tripping
+        an assertion of CPython's: see the module's docstring)."""
+        return self.timed or (self.parked and not CPYTHON_ASSERTS)
 
     @property
     def result(self) -> int:

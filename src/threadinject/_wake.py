@@ -169,7 +169,8 @@ def _lock_verdict(frame: FrameType | None, blocked: _syscalls.Blocked, core: Mod
         # lock.acquire(timeout=5): raise TimeoutError` would raise its own
         return WakeResult(WakeStatus.DEFERRED, name), wait
     if not wait.wakeable:
-        return WakeResult(WakeStatus.UNSAFE_TO_LAND, f"{name} (untimed, CPython's semaphore)"), wait
+        why = "CPython's parking lot, which asserts" if wait.parked else "CPython's semaphore"
+        return WakeResult(WakeStatus.UNSAFE_TO_LAND, f"{name} (untimed, {why})"), wait
     return WakeResult(WakeStatus.WOKEN, name), wait
 
 
