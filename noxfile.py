@@ -8,6 +8,8 @@ the session's fresh venv and runs the suite against both backends.
   tests-3.13t                free-threaded 3.13 from tools/freethreaded-python
   tests_debian               the abi3 wheel, built here, on Debian's 3.14 and 3.15
                              (tools/debian-pythons runs them in a chroot)
+  debug                      a debug 3.13 (tools/debug-python): CPython's assertions, and
+                             tests/test_refleaks.py also checks sys.gettotalrefcount()
   lint                       mypy --strict, ruff, pyproject and cibuildwheel config
   no_compiler                an sdist installs without a C compiler (ctypes backend)
   bench                      benchmarks/ (not run by default)
@@ -29,6 +31,7 @@ PYENV_VERSIONS = ["3.9", "3.10", "3.11", "3.12", "3.13"]
 FREE_THREADED = "3.13t"
 DEBIAN_VERSIONS = ["3.14", "3.15"]
 FREE_THREADED_PREFIX = os.environ.get("FREETHREADED_PREFIX", "/var/tmp/python3.13t")
+DEBUG_PYTHON = os.environ.get("DEBUG_PREFIX", "/var/tmp/python3.13d") + "/bin/python3.13"
 
 # Make pyenv's interpreters and the free-threaded build findable as pythonX.Y.
 _pyenv = pathlib.Path(os.environ.get("PYENV_ROOT", pathlib.Path.home() / ".pyenv")) / "versions"
@@ -36,7 +39,7 @@ _extra = [str(p / "bin") for v in PYENV_VERSIONS for p in sorted(_pyenv.glob(f"{
 _extra.append(f"{FREE_THREADED_PREFIX}/bin")
 os.environ["PATH"] = os.pathsep.join([*_extra, os.environ.get("PATH", "")])
 
-nox.options.sessions = ["lint", "tests", "tests_debian", "no_compiler"]
+nox.options.sessions = ["lint", "tests", "tests_debian", "debug", "no_compiler"]
 nox.options.error_on_missing_interpreters = True
 nox.options.reuse_existing_virtualenvs = False
 
@@ -89,6 +92,15 @@ def tests_debian(session: nox.Session) -> None:
             f"python -m pytest -p no:cacheprovider {args}",
             external=True,
         )
+
+
+@nox.session(python=DEBUG_PYTHON)
+def debug(session: nox.Session) -> None:
+    """The suite on a debug CPython 3.13 (--with-pydebug): its internal
+    assertions check our C API use, and test_refleaks.py counts every
+    reference (sys.gettotalrefcount)."""
+    session.run("python", "-c", "import sys; assert hasattr(sys, 'gettotalrefcount')")
+    run_suite(session, build_wheel(session))
 
 
 @nox.session(python="3.12")

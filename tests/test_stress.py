@@ -39,7 +39,8 @@ def test_short_stress_run(backend, seed):
             "--workloads", "busy,sleep,recv,os.read,Event.wait,Queue.get,allocate,Popen.wait"]
     if backend == "ctypes" or not LINUX_X86_64:
         args[-1] = "busy,Event.wait,Queue.get,allocate"  # waits every platform and backend can end
-    code = f"import sys; sys.argv = {[str(SCRIPT), *args]!r}; exec(open({str(SCRIPT)!r}).read())"
+    code = (f"import runpy, sys; sys.argv = {[str(SCRIPT), *args]!r}; "
+            f"runpy.run_path({str(SCRIPT)!r}, run_name='__main__')")
     result = run_python(code, backend, timeout=240 * SLOWDOWN)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "FAILURE" not in result.stdout and result.stderr == "", result.stdout + result.stderr
