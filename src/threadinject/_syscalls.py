@@ -18,14 +18,17 @@ raised before any Python code sees the substitute:
 * wait4, waitid return 0 ("no child changed state"): os.waitpid() returns
   (0, 0) and subprocess loops, so the child is not taken for dead.
 
-Lock waits (futex) have their own policy, in _locks.py.  Not handled:
-accept/accept4: no result can stand for a new connection, and any error
+Lock waits (futex) have their own policy, in _locks.py.  Not handled before
+3.15: accept/accept4: no result can stand for a new connection, and any error
 (ECONNABORTED, EAGAIN) is raised by CPython as an OSError that the caller's
-``except`` clause runs on before the injected exception lands.
+``except`` clause runs on before the injected exception lands; the same holds
+for connect, send and write.
 
-From CPython 3.15 (gh-144748), the interpreter raises a pending asynchronous
-exception itself when a system call is interrupted: there the handler only
-interrupts (the call returns EINTR) and changes nothing.
+From CPython 3.15 (gh-144748), PyErr_CheckSignals() raises a pending
+asynchronous exception, and CPython calls it when a system call returns EINTR:
+there the handler only interrupts (the call returns EINTR) and changes
+nothing.  That also ends the calls whose EINTR loop calls it and that no
+substitute fits (_ENDED_BY_EINTR_FROM_315).
 """
 
 from __future__ import annotations
@@ -69,6 +72,17 @@ _X86_64 = {
     247: Substitute("waitid", 0),
 }
 
+# Calls whose EINTR retry loop in CPython calls PyErr_CheckSignals(), so that
+# from 3.15 an interrupt alone raises the pending exception from the call
+# (CPython main, checked 2026-11-26: Modules/socketmodule.c sock_call_ex() for
+# accept and send, internal_connect(); Python/fileutils.c _Py_write_impl();
+# Modules/posixmodule.c os_writev_impl(); Modules/fcntlmodule.c fcntl_flock_impl()).
+_ENDED_BY_EINTR_FROM_315 = {
+    43: "accept", 288: "accept4", 42: "connect", 44: "sendto", 46: "sendmsg",
+    1: "write", 20: "writev", 73: "flock",
+}
+_EINTR = 4
+
 # x86-64 calls we know the name of but do not wake (yet, or by nature).
 NAMES = {
     202: "futex", 43: "accept", 288: "accept4", 42: "connect", 44: "sendto", 46: "sendmsg",
@@ -78,7 +92,13 @@ NAMES = {
 
 
 def substitute_for(number: int) -> Substitute | None:
-    return _X86_64.get(number) if SUPPORTED else None
+    if not SUPPORTED:
+        return None
+    found = _X86_64.get(number)
+    if found is None and CPYTHON_RAISES_AFTER_EINTR and number in _ENDED_BY_EINTR_FROM_315:
+        # the interrupt's own result, -EINTR: nothing to substitute
+        found = Substitute(_ENDED_BY_EINTR_FROM_315[number], -_EINTR)
+    return found
 
 
 def name_of(number: int) -> str:
