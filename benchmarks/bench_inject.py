@@ -155,7 +155,8 @@ def kill_latency(rounds: int = 200) -> None:
     for name in _backends.NAMES:
         backend = _backends.load(name)
         wake = make_wake(backend.pending, backend if name == "c" else None)
-        kill = make_kill(backend.inject, backend.pending, backend.cancel, wake, lambda thread: False)
+        kill = make_kill(backend.inject, backend.pending, backend.cancel, wake, lambda thread: False,
+                         backend._inject_if_at)
         times = []
         for _ in range(rounds):
             started = threading.Event()

@@ -23,6 +23,7 @@ and allocation workloads only).
 from __future__ import annotations
 
 import argparse
+import collections
 import os
 import queue
 import random
@@ -32,6 +33,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 import tracemalloc
 from typing import Callable
 
@@ -155,9 +157,30 @@ PORTABLE = ("busy", "Event.wait", "Queue.get", "allocate", "with Lock")
 # not fair, and with busy threads and short switch intervals a waiter was seen
 # to wait more than 5 s for its turn.
 LOCK_WAITERS = ("with Lock", "Lock.acquire", "with RLock")
+LOCK_WORKLOADS = LOCK_WAITERS
+# where the exceptions that ended the last lock workers landed: printed when
+# a lock is left held
+LANDINGS: collections.deque[str] = collections.deque(maxlen=12)
 LOCK_KILL_BOUND = 30
 INJECT_SAFE = ("busy", "sleep", "recv", "os.read", "Event.wait", "Queue.get", "allocate", "with Lock",
                "with RLock")
+
+
+def diagnose(stuck: threading.Thread) -> None:
+    """Say where every thread is, for a kill that did not end its thread."""
+    import faulthandler
+
+    from threadinject import _syscalls
+
+    print(f"DIAGNOSIS of {stuck.name} ({stuck.native_id}): pending {threadinject.pending(stuck)!r}, "
+          f"wake(): {threadinject.wake(stuck)}", flush=True)
+    for thread in threading.enumerate():
+        try:
+            blocked = _syscalls.blocked_call(thread.native_id)  # type: ignore[arg-type]
+        except OSError:
+            blocked = None
+        print(f"  {thread.name} {thread.native_id}: {blocked}", flush=True)
+    faulthandler.dump_traceback(all_threads=True)
 
 
 def rss_kib() -> int:
@@ -191,10 +214,11 @@ def main() -> int:
             try:
                 WORKLOADS[kind][0]()
                 result = "returned"
-            except threadinject.ThreadKilled:
-                result = "killed"
-            except Injected:
-                result = "injected"
+            except (threadinject.ThreadKilled, Injected) as exc:
+                result = "killed" if isinstance(exc, threadinject.ThreadKilled) else "injected"
+                if kind in LOCK_WORKLOADS:
+                    where = traceback.extract_tb(exc.__traceback__)[-1]
+                    LANDINGS.append(f"{kind}: {result} at {where.name}:{where.lineno} {where.line}")
             with lock:
                 outcome.setdefault(kind, []).append(result)
 
@@ -239,6 +263,7 @@ def main() -> int:
             bound = LOCK_KILL_BOUND if worker.name in LOCK_WAITERS else 5
             if not threadinject.kill(worker, bound):
                 failures.append(f"kill {n}: {worker.name} did not end within {bound} s")
+                diagnose(worker)
                 break
             expected["killed"] += 1
         elif action == "inject+cancel":
@@ -287,6 +312,8 @@ def main() -> int:
             continue
         if not threadinject.kill(worker, LOCK_KILL_BOUND if worker.name in LOCK_WAITERS else 5):
             failures.append(f"final kill of {worker.name} failed")
+            if len(failures) == 1:
+                diagnose(worker)
         expected["killed"] += 1
     time.sleep(0.05)
     if threading.active_count() != baseline:
@@ -300,7 +327,8 @@ def main() -> int:
         failures.append(f"lock exclusion broken {VIOLATIONS[0]} times")
     for name, shared in (("Lock", SHARED_LOCK), ("RLock", SHARED_RLOCK)):
         if not shared.acquire(timeout=5):
-            failures.append(f"the shared {name} was left held")
+            failures.append(f"the shared {name} was left held; the last lock workers ended at:\n  "
+                            + "\n  ".join(LANDINGS))
         else:
             shared.release()
     SHARED_QUEUE.put(1)

@@ -294,6 +294,37 @@ check_nargs(const char *fname, Py_ssize_t nargs, Py_ssize_t expected, const char
     return -1;
 }
 
+/* TypeError unless `exc` is a BaseException subclass or instance. */
+static int
+check_exc(const char *fname, PyObject *exc)
+{
+    if (PyExceptionClass_Check(exc) || PyExceptionInstance_Check(exc)) {
+        return 0;
+    }
+    PyObject *name = ti_type_name(exc);
+    if (name != NULL) {
+        PyErr_Format(PyExc_TypeError, "%s() argument 'exc' must be a BaseException subclass "
+                     "or instance, not %U", fname, name);
+        Py_DECREF(name);
+    }
+    return -1;
+}
+
+/* Make `exc` the target's pending injection: 1, 0 if it is not running, -1
+ * on error. */
+static int
+schedule(core_state *st, const target *t, PyObject *exc)
+{
+    if (PyDict_Size(st->pending) >= st->sweep_at && sweep(st) < 0) {
+        return -1;
+    }
+    PyObject *previous;
+    int was_pending;
+    int rc = set_pending(st, t, exc, &previous, &was_pending);
+    Py_XDECREF(previous);
+    return rc;
+}
+
 PyObject *
 ti_inject(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -301,34 +332,100 @@ ti_inject(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (check_nargs("inject", nargs, 2, "thread, exc") < 0) {
         return NULL;
     }
-    PyObject *exc = args[1];
-    if (!PyExceptionClass_Check(exc) && !PyExceptionInstance_Check(exc)) {
-        PyObject *name = ti_type_name(exc);
-        if (name != NULL) {
-            PyErr_Format(PyExc_TypeError,
-                         "inject() argument 'exc' must be a BaseException subclass "
-                         "or instance, not %U", name);
-            Py_DECREF(name);
-        }
+    if (check_exc("inject", args[1]) < 0) {
         return NULL;
     }
     target t;
     if (target_from_arg(st, args[0], "inject", &t) < 0) {
         return NULL;
     }
-    if (PyDict_Size(st->pending) >= st->sweep_at && sweep(st) < 0) {
-        Py_DECREF(t.key);
-        return NULL;
-    }
-    PyObject *previous;
-    int was_pending;
-    int rc = set_pending(st, &t, exc, &previous, &was_pending);
-    Py_XDECREF(previous);
+    int rc = schedule(st, &t, args[1]);
     if (rc == 0) {
         not_running(st, args[0], &t);
     }
     Py_DECREF(t.key);
     return rc == 1 ? Py_NewRef(Py_None) : NULL;
+}
+
+/* Whether the target's innermost frame is `frame`, at instruction `lasti`:
+ * 1, 0, or -1 on error.  On a GIL build nothing here lets the target run:
+ * sys._current_frames() and the attribute read are C code, and on 3.9-3.11,
+ * where an allocation can start a garbage collection (whose finalizers would
+ * be Python code), the collector is paused meanwhile.  (An audit hook on
+ * sys._current_frames is Python code: README, Limits.) */
+static int
+still_at(core_state *st, const target *t, PyObject *frame, PyObject *lasti)
+{
+    int paused = 0;
+    if (st->collect_on_alloc) {
+        PyObject *enabled = PyObject_CallMethod(st->gc, "isenabled", NULL);
+        if (enabled == NULL) {
+            return -1;
+        }
+        paused = enabled == Py_True;
+        Py_DECREF(enabled);
+        PyObject *res = paused ? PyObject_CallMethod(st->gc, "disable", NULL) : Py_NewRef(Py_None);
+        if (res == NULL) {
+            return -1;
+        }
+        Py_DECREF(res);
+    }
+    int rc = -1;
+    PyObject *frames = current_frames();
+    if (frames != NULL) {
+        PyObject *now = PyDict_GetItemWithError(frames, t->key);   /* borrowed */
+        if (now == NULL) {
+            rc = PyErr_Occurred() ? -1 : 0;
+        }
+        else if (now != frame) {
+            rc = 0;
+        }
+        else {
+            PyObject *now_lasti = PyObject_GetAttr(now, st->str_f_lasti);
+            if (now_lasti != NULL) {
+                rc = PyObject_RichCompareBool(now_lasti, lasti, Py_EQ);   /* exact ints */
+                Py_DECREF(now_lasti);
+            }
+        }
+        Py_DECREF(frames);
+    }
+    if (paused) {
+        PyObject *res = PyObject_CallMethod(st->gc, "enable", NULL);
+        if (res == NULL) {
+            rc = -1;
+        }
+        Py_XDECREF(res);
+    }
+    return rc;
+}
+
+PyObject *
+ti_inject_if_at(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    core_state *st = (core_state *)PyModule_GetState(module);
+    if (check_nargs("_inject_if_at", nargs, 4, "thread, exc, frame, lasti") < 0
+        || check_exc("_inject_if_at", args[1]) < 0) {
+        return NULL;
+    }
+    if (!PyLong_CheckExact(args[3])) {
+        PyErr_Format(PyExc_TypeError, "_inject_if_at() argument 'lasti' must be an int, not %R",
+                     args[3]);
+        return NULL;
+    }
+    target t;
+    if (target_from_arg(st, args[0], "_inject_if_at", &t) < 0) {
+        return NULL;
+    }
+    int rc = still_at(st, &t, args[2], args[3]);
+    if (rc == 1) {
+        rc = schedule(st, &t, args[1]);
+        if (rc == 0) {
+            not_running(st, args[0], &t);
+        }
+        rc = rc == 1 ? 1 : -1;
+    }
+    Py_DECREF(t.key);
+    return rc < 0 ? NULL : PyBool_FromLong(rc);
 }
 
 PyObject *

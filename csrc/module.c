@@ -20,6 +20,8 @@ PyDoc_STRVAR(pending_doc,
 static PyMethodDef core_methods[] = {
     {"inject", (PyCFunction)(void (*)(void))ti_inject, METH_FASTCALL, inject_doc},
     {"cancel", (PyCFunction)(void (*)(void))ti_cancel, METH_FASTCALL, cancel_doc},
+    {"_inject_if_at", (PyCFunction)(void (*)(void))ti_inject_if_at, METH_FASTCALL,
+     "Private: inject() only if the thread is still at that frame and instruction."},
     {"pending", (PyCFunction)(void (*)(void))ti_pending, METH_FASTCALL, pending_doc},
     {"_wake_install", (PyCFunction)(void (*)(void))ti_wake_install, METH_FASTCALL,
      "Private: install the system-call wake handler on a real-time signal."},
@@ -86,10 +88,13 @@ core_exec(PyObject *module)
         return -1;
     }
     st->deliver_by_raising = version < 0x030B0000;
+    st->collect_on_alloc = version < 0x030C0000;
 
     st->str_ident = PyUnicode_InternFromString("_ident");
+    st->str_f_lasti = PyUnicode_InternFromString("f_lasti");
     st->pending = PyDict_New();
-    if (st->str_ident == NULL || st->pending == NULL) {
+    st->gc = PyImport_ImportModule("gc");
+    if (st->str_ident == NULL || st->str_f_lasti == NULL || st->pending == NULL || st->gc == NULL) {
         return -1;
     }
     st->carrier = ti_carrier_type_new(module);
@@ -117,6 +122,7 @@ core_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->active);
     Py_VISIT(st->limbo);
     Py_VISIT(st->not_found_error);
+    Py_VISIT(st->gc);
     return 0;
 }
 
@@ -132,6 +138,8 @@ core_clear(PyObject *module)
     Py_CLEAR(st->limbo);
     Py_CLEAR(st->not_found_error);
     Py_CLEAR(st->str_ident);
+    Py_CLEAR(st->str_f_lasti);
+    Py_CLEAR(st->gc);
     return 0;
 }
 

@@ -26,8 +26,14 @@ typedef struct {
     PyObject *limbo;
     /* threadinject.ThreadNotFoundError */
     PyObject *not_found_error;
-    /* interned "_ident", the attribute where Thread keeps its ident */
+    /* interned "_ident", the attribute where Thread keeps its ident, and
+     * "f_lasti" */
     PyObject *str_ident;
+    PyObject *str_f_lasti;
+    /* The gc module, and whether an allocation can start a collection
+     * (CPython < 3.12; later ones collect at the next eval-breaker check). */
+    PyObject *gc;
+    int collect_on_alloc;
     /* Whether the carrier hands the exception over by raising it (CPython
      * < 3.11) rather than returning it (3.11+); see carrier.c. */
     int deliver_by_raising;

@@ -41,7 +41,9 @@ def api(request: pytest.FixtureRequest) -> SimpleNamespace:
         pending=backend.pending,
         wake=wake,
         unsafe_to_land=unsafe,
-        kill=make_kill(backend.inject, backend.pending, backend.cancel, wake, unsafe),
+        inject_if_at=backend._inject_if_at,
+        kill=make_kill(backend.inject, backend.pending, backend.cancel, wake, unsafe,
+                       backend._inject_if_at),
     )
 
 

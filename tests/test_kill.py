@@ -137,9 +137,29 @@ def test_kill_withheld_at_a_call_the_thread_then_blocks_in_still_lands(api, spaw
     def unsafe(thread):
         return answers.pop() if answers else api.unsafe_to_land(thread)
 
-    kill = make_kill(api.inject, api.pending, api.cancel, api.wake, unsafe)
+    kill = make_kill(api.inject, api.pending, api.cancel, api.wake, unsafe, api.inject_if_at)
     assert kill(target.thread, JOIN_TIMEOUT) is True
     assert isinstance(target.caught, ThreadKilled)
+
+
+def test_inject_if_at_schedules_only_where_the_thread_still_is(api, spawn):
+    # kill()'s last step before scheduling: the thread must not have moved
+    # since it was judged safe (it could be back at an acquire by then)
+    event = threading.Event()
+    target = spawn(lambda stop: event.wait(JOIN_TIMEOUT))
+    wait_until_waiting(target.thread)
+    frame = sys._current_frames()[target.thread.ident]
+    assert api.inject_if_at(target.thread, KeyError, frame, frame.f_lasti + 2) is False
+    assert api.inject_if_at(target.thread, KeyError, frame.f_back, frame.f_lasti) is False
+    assert api.pending(target.thread) is None
+    assert api.inject_if_at(target.thread, KeyError, frame, frame.f_lasti) is True
+    assert api.pending(target.thread) is KeyError
+    assert api.cancel(target.thread)
+    with pytest.raises(TypeError, match="exc"):
+        api.inject_if_at(target.thread, "KeyError", frame, frame.f_lasti)
+    if api.name == "c":
+        with pytest.raises(TypeError, match="lasti"):
+            api.inject_if_at(target.thread, KeyError, frame, float(frame.f_lasti))
 
 
 def test_kill_runs_finally_blocks(api, spawn):

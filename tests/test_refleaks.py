@@ -92,6 +92,11 @@ def test_scheduling_calls_leak_nothing():
         core.cancel(target)
         core.inject(ident, instance)
         core.cancel(ident)
+        frame = sys._current_frames()[ident]
+        assert core._inject_if_at(target, instance, frame, frame.f_lasti)
+        assert not core._inject_if_at(target, instance, frame, -1)
+        core.cancel(target)
+        raises((TypeError,), core._inject_if_at, target, instance, frame, None)
         for args in ((None, Injected), (target, 1), (-1, Injected), (unknown, Injected)):
             raises((TypeError, ValueError, ThreadNotFoundError), core.inject, *args)
         raises((ThreadNotFoundError,), core.pending, unknown)

@@ -53,6 +53,6 @@ def _unsafe_to_land(thread: _threading.Thread) -> bool:
 
 
 #: kill(thread, timeout=None) -> bool: inject ThreadKilled, wake, wait for the end.
-kill: KillFn = _make_kill(inject, pending, cancel, wake, _unsafe_to_land)
+kill: KillFn = _make_kill(inject, pending, cancel, wake, _unsafe_to_land, _impl._inject_if_at)
 #: kill_at_exit(thread, timeout=None): kill `thread` at exit if it still runs.
 kill_at_exit: KillAtExitFn = _make_kill_at_exit(kill)

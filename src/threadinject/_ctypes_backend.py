@@ -193,6 +193,18 @@ def inject(thread: ThreadArg, exc: ExcArg, /) -> None:
         raise _not_found(thread, target is not None)
 
 
+def _inject_if_at(thread: ThreadArg, exc: ExcArg, frame: object, lasti: int, /) -> bool:
+    """inject() only if the thread's innermost frame is still `frame` at
+    `lasti`.  Python code: unlike the C backend's, the thread can move on
+    between the check and the injection."""
+    _, ident = _target(thread, "_inject_if_at")
+    now = sys._current_frames().get(ident)
+    if now is None or now is not frame or now.f_lasti != lasti:
+        return False
+    inject(thread, exc)
+    return True
+
+
 def cancel(thread: ThreadArg, /) -> bool:
     target, ident = _target(thread, "cancel")
     found, was_pending = _set_pending(target, ident, None)

@@ -9,8 +9,8 @@ import time
 from typing import Callable, Protocol
 
 from ._errors import ThreadKilled, ThreadNotFoundError
-from ._types import CancelFn, InjectFn, KillFn, PendingFn, ThreadArg
-from ._wake import WakeFn, WakeStatus, at_acquire_call
+from ._types import CancelFn, InjectFn, InjectIfAtFn, KillFn, PendingFn, ThreadArg
+from ._wake import WakeFn, WakeStatus
 
 __all__ = ["KillAtExitFn", "make_kill", "make_kill_at_exit"]
 
@@ -125,10 +125,6 @@ def _position(thread: threading.Thread) -> tuple[object, int] | None:
     return None if frame is None else (frame, frame.f_lasti)
 
 
-def _at_acquire_call(position: tuple[object, int] | None) -> bool:
-    return position is not None and at_acquire_call(position[0])  # type: ignore[arg-type]
-
-
 def _past_call(thread: threading.Thread, position: tuple[object, int] | None) -> bool:
     """Whether the thread has gone past the call it waited in at `position`.
 
@@ -148,25 +144,35 @@ def _past_call(thread: threading.Thread, position: tuple[object, int] | None) ->
     return frame is None or frame.f_lasti > lasti
 
 
-def _schedule_or_withhold(thread: threading.Thread, inject: InjectFn,
+def _schedule_or_withhold(thread: threading.Thread, inject: InjectFn, inject_if_at: InjectIfAtFn,
                           unsafe_to_land: Callable[[threading.Thread], bool]) -> tuple[object, int] | None:
     """Inject ThreadKilled, unless it could land right after a lock's
     acquire() succeeds: then return where the thread is, to wait until it is
-    past that call.  The classification reads /proc and frames and can be
-    overtaken by the thread: if it has moved meanwhile (a thread in C code
-    keeps its position), only its new position is judged, by the call there."""
+    past that call.
+
+    The classification reads /proc and frames, and the thread can move on
+    meanwhile (with a GIL, whenever this code lets the GIL go): a thread
+    judged safe at one call could be back at an acquire by the time the
+    exception is scheduled, and a hand-over would then leave the lock held
+    (seen in stress runs on a loaded machine).  So the exception is
+    scheduled only if the thread is still where it was judged, checked in
+    the same step as the scheduling (the C backend's _inject_if_at; a thread
+    in C code keeps its position).  If it has moved, its new position is
+    returned, to be judged again."""
     before = _position(thread)
     if unsafe_to_land(thread):
         return _position(thread)
-    now = _position(thread)
-    if now != before and _at_acquire_call(now):
-        return now
-    inject(thread, ThreadKilled)
-    return None
+    if before is None:  # no Python code on its stack: at no call of its own
+        inject(thread, ThreadKilled)
+        return None
+    if inject_if_at(thread, ThreadKilled, before[0], before[1]):
+        return None
+    return _position(thread)
 
 
-def _join_waking(thread: threading.Thread, deadline: float | None, wake: WakeFn, inject: InjectFn,
-                 cancel: CancelFn, unsafe_to_land: Callable[[threading.Thread], bool],
+def _join_waking(thread: threading.Thread, deadline: float | None, wake: WakeFn,
+                 inject: InjectFn, inject_if_at: InjectIfAtFn, cancel: CancelFn,
+                 unsafe_to_land: Callable[[threading.Thread], bool],
                  withheld_at: tuple[object, int] | None) -> None:
     """join(), waking the thread from its waits while its exception is pending.
 
@@ -194,7 +200,7 @@ def _join_waking(thread: threading.Thread, deadline: float | None, wake: WakeFn,
                 # past the call, or blocked in it after all, in a wait that
                 # wake() ends or defers (it was running when withheld)
                 if _past_call(thread, withheld_at) or not unsafe_to_land(thread):
-                    withheld_at = _schedule_or_withhold(thread, inject, unsafe_to_land)
+                    withheld_at = _schedule_or_withhold(thread, inject, inject_if_at, unsafe_to_land)
             else:
                 status = wake(thread).status
                 if status is WakeStatus.UNSAFE_TO_LAND and cancel(thread):
@@ -213,10 +219,11 @@ _SOON = (WakeStatus.WOKEN, WakeStatus.NOT_BLOCKED, WakeStatus.NOTHING_PENDING, W
 
 
 def make_kill(inject: InjectFn, pending: PendingFn, cancel: CancelFn, wake: WakeFn,
-              unsafe_to_land: Callable[[threading.Thread], bool]) -> KillFn:
-    """Build kill() on a backend's inject(), pending() and cancel(), wake()
-    on them, and unsafe_to_land() (whether the thread waits where the
-    exception must not be left pending)."""
+              unsafe_to_land: Callable[[threading.Thread], bool],
+              inject_if_at: InjectIfAtFn) -> KillFn:
+    """Build kill() on a backend's inject(), pending(), cancel() and
+    _inject_if_at(), wake() on them, and unsafe_to_land() (whether the thread
+    waits where the exception must not be left pending)."""
 
     def kill(thread: ThreadArg, timeout: float | None = None) -> bool:
         """Raise ThreadKilled in `thread`, then wait up to `timeout` seconds for it to end.
@@ -248,7 +255,7 @@ def make_kill(inject: InjectFn, pending: PendingFn, cancel: CancelFn, wake: Wake
             else:
                 # not even scheduled where it could land holding a lock: the
                 # lock could be handed over before a wake() withdrew it
-                withheld_at = _schedule_or_withhold(target, inject, unsafe_to_land)
+                withheld_at = _schedule_or_withhold(target, inject, inject_if_at, unsafe_to_land)
         except ThreadNotFoundError:
             if target is None or not target._started.is_set():  # type: ignore[attr-defined]
                 raise
@@ -261,7 +268,7 @@ def make_kill(inject: InjectFn, pending: PendingFn, cancel: CancelFn, wake: Wake
             except ThreadNotFoundError:
                 return True
             return _wait_ident_gone(ident, deadline, pending)
-        _join_waking(target, deadline, wake, inject, cancel, unsafe_to_land, withheld_at)
+        _join_waking(target, deadline, wake, inject, inject_if_at, cancel, unsafe_to_land, withheld_at)
         return not target.is_alive()
 
     return kill

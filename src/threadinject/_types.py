@@ -23,5 +23,12 @@ class PendingFn(Protocol):
     def __call__(self, thread: ThreadArg, /) -> ExcArg | None: ...
 
 
+class InjectIfAtFn(Protocol):
+    """A backend's _inject_if_at(thread, exc, frame, lasti) -> bool: inject
+    only if the thread's innermost frame is still `frame` at `lasti`."""
+
+    def __call__(self, thread: ThreadArg, exc: ExcArg, frame: object, lasti: int, /) -> bool: ...
+
+
 class KillFn(Protocol):
     def __call__(self, thread: ThreadArg, timeout: float | None = None) -> bool: ...
