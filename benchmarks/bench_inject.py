@@ -148,15 +148,15 @@ def main() -> None:
 def kill_latency(rounds: int = 200) -> None:
     """kill() -> joined, for a thread in a busy loop, both backends."""
     from threadinject._kill import make_kill
-    from threadinject._wake import make_wake
+    from threadinject._wake import Judgement, make_wake
 
     print(f"kill() until joined, busy-loop target, {rounds} kills per backend")
     print(f"{'backend':<10}{'median ms':>11}{'p99 ms':>9}{'max ms':>9}")
     for name in _backends.NAMES:
         backend = _backends.load(name)
         wake = make_wake(backend.pending, backend if name == "c" else None)
-        kill = make_kill(backend.inject, backend.pending, backend.cancel, wake, lambda thread: False,
-                         backend._inject_if_at)
+        kill = make_kill(backend.inject, backend.pending, backend.cancel, wake,
+                         lambda thread: Judgement(False, None, -1), backend._inject_if_at)
         times = []
         for _ in range(rounds):
             started = threading.Event()

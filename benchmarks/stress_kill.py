@@ -35,6 +35,7 @@ import threading
 import time
 import traceback
 import tracemalloc
+import weakref
 from typing import Callable
 
 import threadinject
@@ -161,9 +162,36 @@ LOCK_WORKLOADS = LOCK_WAITERS
 # where the exceptions that ended the last lock workers landed: printed when
 # a lock is left held
 LANDINGS: collections.deque[str] = collections.deque(maxlen=12)
+AT_ACQUIRE: list[str] = []  # ... those that landed at an acquire() call
 LOCK_KILL_BOUND = 30
 INJECT_SAFE = ("busy", "sleep", "recv", "os.read", "Event.wait", "Queue.get", "allocate", "with Lock",
                "with RLock")
+
+
+# --trace: {thread: [decisions of kill() about it]}
+TRACE: weakref.WeakKeyDictionary[threading.Thread, list[str]] = weakref.WeakKeyDictionary()
+
+
+def install_trace() -> None:
+    """Rebuild threadinject.kill on primitives that record what they answer."""
+    import sys as _sys
+
+    from threadinject import _impl, _kill, _unsafe_to_land  # type: ignore[attr-defined]
+
+    def recorded(name: str, fn: Callable[..., object]) -> Callable[..., object]:
+        def call(thread: threading.Thread, *rest: object) -> object:
+            frame = _sys._current_frames().get(thread.ident)  # type: ignore[arg-type]
+            where = f"{frame.f_code.co_name}:{frame.f_lineno}@{frame.f_lasti}" if frame else "-"
+            result = fn(thread, *rest)
+            shown = repr(result)
+            TRACE.setdefault(thread, []).append(f"{time.monotonic():.4f} {name} at {where} -> {shown}")
+            return result
+        return call
+
+    threadinject.kill = _kill.make_kill(
+        recorded("inject", _impl.inject), _impl.pending, recorded("cancel", _impl.cancel),
+        recorded("wake", threadinject.wake), recorded("unsafe_to_land", _unsafe_to_land),
+        recorded("inject_if_at", _impl._inject_if_at))
 
 
 def diagnose(stuck: threading.Thread) -> None:
@@ -196,7 +224,11 @@ def main() -> int:
     parser.add_argument("--portable", action="store_true")
     parser.add_argument("--workloads", help="comma-separated subset of: " + ", ".join(WORKLOADS))
     parser.add_argument("--tracemalloc", action="store_true", help="also check traced memory")
+    parser.add_argument("--trace", action="store_true",
+                        help="record kill()'s decisions; print the lock workers' when a lock is left held")
     args = parser.parse_args()
+    if args.trace:
+        install_trace()
     random.seed(args.seed)
     if args.tracemalloc:
         tracemalloc.start()
@@ -218,7 +250,12 @@ def main() -> int:
                 result = "killed" if isinstance(exc, threadinject.ThreadKilled) else "injected"
                 if kind in LOCK_WORKLOADS:
                     where = traceback.extract_tb(exc.__traceback__)[-1]
-                    LANDINGS.append(f"{kind}: {result} at {where.name}:{where.lineno} {where.line}")
+                    decisions = TRACE.get(threading.current_thread(), [])[-8:]
+                    trace = "".join(f"\n      {line}" for line in decisions)
+                    landing = f"{kind}: {result} at {where.name}:{where.lineno} {where.line}{trace}"
+                    LANDINGS.append(landing)
+                    if "acquire()" in (where.line or ""):
+                        AT_ACQUIRE.append(landing)
             with lock:
                 outcome.setdefault(kind, []).append(result)
 
@@ -328,7 +365,8 @@ def main() -> int:
     for name, shared in (("Lock", SHARED_LOCK), ("RLock", SHARED_RLOCK)):
         if not shared.acquire(timeout=5):
             failures.append(f"the shared {name} was left held; the last lock workers ended at:\n  "
-                            + "\n  ".join(LANDINGS))
+                            + "\n  ".join(LANDINGS) + "\n  and those at an acquire() call:\n  "
+                            + "\n  ".join(AT_ACQUIRE))
         else:
             shared.release()
     SHARED_QUEUE.put(1)

@@ -17,6 +17,19 @@
 #include "inject.h"
 #include "pending.h"
 
+#ifdef __linux__
+#  include <fcntl.h>
+#  include <stdio.h>
+#  include <stdlib.h>
+#  include <string.h>
+#  include <sys/syscall.h>
+#  include <unistd.h>
+#endif
+
+/* _inject_if_at's `syscall` values (src/threadinject/_wake.py) */
+#define TI_UNREAD  (-1)   /* do not read /proc */
+#define TI_RUNNING (-2)   /* running, or in a futex wait (the GIL's, say) */
+
 /* What a `thread` argument resolved to. */
 typedef struct {
     PyObject *thread;        /* the Thread object (borrowed), or NULL for an ident */
@@ -399,17 +412,62 @@ still_at(core_state *st, const target *t, PyObject *frame, PyObject *lasti)
     return rc;
 }
 
+/* Whether /proc shows task `tid` in system call `number` with first argument
+ * `arg0` (TI_RUNNING: in none, or in any futex wait): 1 or 0 (also when /proc
+ * cannot be read).
+ * Plain system calls: the GIL is held throughout, so the thread cannot move
+ * on meanwhile.  Elsewhere than Linux there is nothing to compare: 1. */
+static int
+still_in_syscall(long tid, long number, unsigned long arg0)
+{
+#ifdef __linux__
+    char path[64], text[256];
+    snprintf(path, sizeof path, "/proc/self/task/%ld/syscall", tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return 0;
+    }
+    ssize_t n = read(fd, text, sizeof text - 1);
+    close(fd);
+    if (n <= 0) {
+        return 0;
+    }
+    text[n] = '\0';
+    if (strncmp(text, "running", 7) == 0) {
+        return number == TI_RUNNING;
+    }
+    /* "nr arg0 ... sp ip", nr -1 when the task sleeps outside a system call */
+    char *end;
+    long now = strtol(text, &end, 10);
+    if (now < 0 || (now == SYS_futex && number == TI_RUNNING)) {
+        return number == TI_RUNNING;
+    }
+    return now == number && strtoul(end, NULL, 16) == arg0;
+#else
+    (void)tid, (void)number, (void)arg0;
+    return 1;
+#endif
+}
+
 PyObject *
 ti_inject_if_at(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     core_state *st = (core_state *)PyModule_GetState(module);
-    if (check_nargs("_inject_if_at", nargs, 4, "thread, exc, frame, lasti") < 0
+    if (check_nargs("_inject_if_at", nargs, 7, "thread, exc, frame, lasti, native_id, syscall, arg0") < 0
         || check_exc("_inject_if_at", args[1]) < 0) {
         return NULL;
     }
-    if (!PyLong_CheckExact(args[3])) {
-        PyErr_Format(PyExc_TypeError, "_inject_if_at() argument 'lasti' must be an int, not %R",
-                     args[3]);
+    for (int i = 3; i < 7; i++) {
+        if (!PyLong_CheckExact(args[i])) {
+            PyErr_Format(PyExc_TypeError, "_inject_if_at() argument %d must be an int, not %R",
+                         i + 1, args[i]);
+            return NULL;
+        }
+    }
+    long tid = PyLong_AsLong(args[4]);
+    long number = tid == -1 && PyErr_Occurred() ? -1 : PyLong_AsLong(args[5]);
+    unsigned long arg0 = number == -1 && PyErr_Occurred() ? 0 : PyLong_AsUnsignedLong(args[6]);
+    if (PyErr_Occurred()) {
         return NULL;
     }
     target t;
@@ -417,6 +475,9 @@ ti_inject_if_at(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     int rc = still_at(st, &t, args[2], args[3]);
+    if (rc == 1 && number != TI_UNREAD) {
+        rc = still_in_syscall(tid, number, arg0);
+    }
     if (rc == 1) {
         rc = schedule(st, &t, args[1]);
         if (rc == 0) {

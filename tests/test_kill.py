@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import _thread
+import os
 import platform
 import sys
 import textwrap
@@ -135,31 +136,64 @@ def test_kill_withheld_at_a_call_the_thread_then_blocks_in_still_lands(api, spaw
     answers = [True]  # first: "running at an acquire-like call"
 
     def unsafe(thread):
-        return answers.pop() if answers else api.unsafe_to_land(thread)
+        judged = api.unsafe_to_land(thread)
+        return judged._replace(unsafe=answers.pop()) if answers else judged
 
     kill = make_kill(api.inject, api.pending, api.cancel, api.wake, unsafe, api.inject_if_at)
     assert kill(target.thread, JOIN_TIMEOUT) is True
     assert isinstance(target.caught, ThreadKilled)
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="waits through /proc for the thread "
+                    "to block in read(); other platforms have no system-call state to compare")
 def test_inject_if_at_schedules_only_where_the_thread_still_is(api, spawn):
-    # kill()'s last step before scheduling: the thread must not have moved
-    # since it was judged safe (it could be back at an acquire by then)
-    event = threading.Event()
-    target = spawn(lambda stop: event.wait(JOIN_TIMEOUT))
-    wait_until_waiting(target.thread)
-    frame = sys._current_frames()[target.thread.ident]
-    assert api.inject_if_at(target.thread, KeyError, frame, frame.f_lasti + 2) is False
-    assert api.inject_if_at(target.thread, KeyError, frame.f_back, frame.f_lasti) is False
-    assert api.pending(target.thread) is None
-    assert api.inject_if_at(target.thread, KeyError, frame, frame.f_lasti) is True
-    assert api.pending(target.thread) is KeyError
-    assert api.cancel(target.thread)
-    with pytest.raises(TypeError, match="exc"):
-        api.inject_if_at(target.thread, "KeyError", frame, frame.f_lasti)
-    if api.name == "c":
-        with pytest.raises(TypeError, match="lasti"):
-            api.inject_if_at(target.thread, KeyError, frame, float(frame.f_lasti))
+    # kill()'s last step before scheduling: the thread must still be in the
+    # state it was judged in (it could be back at an acquire by then)
+    from threadinject._wake import RUNNING, UNREAD
+
+    r, w = os.pipe()
+    target = spawn(lambda stop: os.read(r, 1))
+    try:
+        thread = target.thread
+        tid = thread.native_id
+        deadline = time.monotonic() + JOIN_TIMEOUT
+        while not ((frame := sys._current_frames().get(thread.ident)) and frame.f_code.co_name == "<lambda>"
+                   and (syscall := blocked_in(tid)) is not None and syscall[0] == 0):  # read
+            assert time.monotonic() < deadline, "the thread never blocked in read()"
+            time.sleep(0.001)
+
+        def at(where, lasti, syscall=UNREAD, arg0=0):
+            return api.inject_if_at(thread, KeyError, where, lasti, tid, syscall, arg0)
+
+        assert at(frame, frame.f_lasti + 2) is False
+        assert at(frame.f_back, frame.f_lasti) is False
+        if api.name == "c" and sys.platform.startswith("linux"):
+            assert at(frame, frame.f_lasti, RUNNING) is False  # it is in read()
+            assert at(frame, frame.f_lasti, 0, r + 1) is False  # ... of another fd
+            assert api.pending(thread) is None
+            assert at(frame, frame.f_lasti, 0, r) is True
+        else:
+            assert api.pending(thread) is None
+            assert at(frame, frame.f_lasti) is True
+        assert api.pending(thread) is KeyError
+        assert api.cancel(thread)
+        with pytest.raises(TypeError, match="exc"):
+            api.inject_if_at(thread, "KeyError", frame, frame.f_lasti, tid, UNREAD, 0)
+        if api.name == "c":
+            with pytest.raises(TypeError, match="argument 4"):
+                api.inject_if_at(thread, KeyError, frame, float(frame.f_lasti), tid, UNREAD, 0)
+    finally:
+        os.write(w, b"x")  # read() returns
+        target.join()
+        os.close(r)
+        os.close(w)
+
+
+def blocked_in(tid: int) -> tuple[int, int] | None:
+    """The system call number and first argument /proc shows for the task."""
+    with open(f"/proc/self/task/{tid}/syscall") as f:
+        fields = f.read().split()
+    return None if fields[0] == "running" or int(fields[0]) < 0 else (int(fields[0]), int(fields[1], 16))
 
 
 def test_kill_runs_finally_blocks(api, spawn):

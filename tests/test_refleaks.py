@@ -93,10 +93,12 @@ def test_scheduling_calls_leak_nothing():
         core.inject(ident, instance)
         core.cancel(ident)
         frame = sys._current_frames()[ident]
-        assert core._inject_if_at(target, instance, frame, frame.f_lasti)
-        assert not core._inject_if_at(target, instance, frame, -1)
+        tid = target.native_id
+        assert core._inject_if_at(target, instance, frame, frame.f_lasti, tid, -1, 0)
+        assert not core._inject_if_at(target, instance, frame, -1, tid, -1, 0)
+        assert not core._inject_if_at(target, instance, frame, frame.f_lasti, tid, 0, 12345)  # read()
         core.cancel(target)
-        raises((TypeError,), core._inject_if_at, target, instance, frame, None)
+        raises((TypeError,), core._inject_if_at, target, instance, frame, None, tid, -1, 0)
         for args in ((None, Injected), (target, 1), (-1, Injected), (unknown, Injected)):
             raises((TypeError, ValueError, ThreadNotFoundError), core.inject, *args)
         raises((ThreadNotFoundError,), core.pending, unknown)

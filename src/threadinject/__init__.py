@@ -17,6 +17,7 @@ from ._kill import KillAtExitFn
 from ._kill import make_kill as _make_kill
 from ._kill import make_kill_at_exit as _make_kill_at_exit
 from ._types import CancelFn, InjectFn, KillFn, PendingFn
+from ._wake import Judgement as _Judgement
 from ._wake import WakeFn, WakeResult, WakeStatus
 from ._wake import make_wake as _make_wake
 from ._wake import unsafe_to_land as _wake_unsafe_to_land
@@ -48,7 +49,7 @@ cancel: CancelFn = _impl.cancel
 pending: PendingFn = _impl.pending
 #: wake(thread, /) -> WakeResult: end the wait of a thread whose injection is pending.
 wake: WakeFn = _make_wake(pending, _impl if backend == "c" else None)
-def _unsafe_to_land(thread: _threading.Thread) -> bool:
+def _unsafe_to_land(thread: _threading.Thread) -> _Judgement:
     return _wake_unsafe_to_land(thread, _impl if backend == "c" else None)
 
 

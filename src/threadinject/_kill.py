@@ -10,7 +10,7 @@ from typing import Callable, Protocol
 
 from ._errors import ThreadKilled, ThreadNotFoundError
 from ._types import CancelFn, InjectFn, InjectIfAtFn, KillFn, PendingFn, ThreadArg
-from ._wake import WakeFn, WakeStatus
+from ._wake import Judgement, WakeFn, WakeStatus
 
 __all__ = ["KillAtExitFn", "make_kill", "make_kill_at_exit"]
 
@@ -145,7 +145,8 @@ def _past_call(thread: threading.Thread, position: tuple[object, int] | None) ->
 
 
 def _schedule_or_withhold(thread: threading.Thread, inject: InjectFn, inject_if_at: InjectIfAtFn,
-                          unsafe_to_land: Callable[[threading.Thread], bool]) -> tuple[object, int] | None:
+                          unsafe_to_land: Callable[[threading.Thread], Judgement]
+                          ) -> tuple[object, int] | None:
     """Inject ThreadKilled, unless it could land right after a lock's
     acquire() succeeds: then return where the thread is, to wait until it is
     past that call.
@@ -155,24 +156,25 @@ def _schedule_or_withhold(thread: threading.Thread, inject: InjectFn, inject_if_
     judged safe at one call could be back at an acquire by the time the
     exception is scheduled, and a hand-over would then leave the lock held
     (seen in stress runs on a loaded machine).  So the exception is
-    scheduled only if the thread is still where it was judged, checked in
-    the same step as the scheduling (the C backend's _inject_if_at; a thread
-    in C code keeps its position).  If it has moved, its new position is
-    returned, to be judged again."""
-    before = _position(thread)
-    if unsafe_to_land(thread):
+    scheduled only if the thread is still in the state it was judged in (its
+    frame, instruction and system call), checked in the same step as the
+    scheduling (the C backend's _inject_if_at).  If it has moved, its new
+    position is returned, to be judged again."""
+    judged = unsafe_to_land(thread)
+    if judged.unsafe:
         return _position(thread)
-    if before is None:  # no Python code on its stack: at no call of its own
+    if judged.frame is None:  # no Python code on its stack: at no call of its own
         inject(thread, ThreadKilled)
         return None
-    if inject_if_at(thread, ThreadKilled, before[0], before[1]):
+    if inject_if_at(thread, ThreadKilled, judged.frame, judged.lasti, thread.native_id or 0,
+                    judged.syscall, judged.arg0):
         return None
     return _position(thread)
 
 
 def _join_waking(thread: threading.Thread, deadline: float | None, wake: WakeFn,
                  inject: InjectFn, inject_if_at: InjectIfAtFn, cancel: CancelFn,
-                 unsafe_to_land: Callable[[threading.Thread], bool],
+                 unsafe_to_land: Callable[[threading.Thread], Judgement],
                  withheld_at: tuple[object, int] | None) -> None:
     """join(), waking the thread from its waits while its exception is pending.
 
@@ -199,7 +201,7 @@ def _join_waking(thread: threading.Thread, deadline: float | None, wake: WakeFn,
                 status = WakeStatus.UNSAFE_TO_LAND
                 # past the call, or blocked in it after all, in a wait that
                 # wake() ends or defers (it was running when withheld)
-                if _past_call(thread, withheld_at) or not unsafe_to_land(thread):
+                if _past_call(thread, withheld_at) or not unsafe_to_land(thread).unsafe:
                     withheld_at = _schedule_or_withhold(thread, inject, inject_if_at, unsafe_to_land)
             else:
                 status = wake(thread).status
@@ -219,7 +221,7 @@ _SOON = (WakeStatus.WOKEN, WakeStatus.NOT_BLOCKED, WakeStatus.NOTHING_PENDING, W
 
 
 def make_kill(inject: InjectFn, pending: PendingFn, cancel: CancelFn, wake: WakeFn,
-              unsafe_to_land: Callable[[threading.Thread], bool],
+              unsafe_to_land: Callable[[threading.Thread], Judgement],
               inject_if_at: InjectIfAtFn) -> KillFn:
     """Build kill() on a backend's inject(), pending(), cancel() and
     _inject_if_at(), wake() on them, and unsafe_to_land() (whether the thread

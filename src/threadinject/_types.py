@@ -24,10 +24,13 @@ class PendingFn(Protocol):
 
 
 class InjectIfAtFn(Protocol):
-    """A backend's _inject_if_at(thread, exc, frame, lasti) -> bool: inject
-    only if the thread's innermost frame is still `frame` at `lasti`."""
+    """A backend's _inject_if_at(thread, exc, frame, lasti, native_id,
+    syscall, arg0) -> bool: inject only if the thread's innermost frame is
+    still `frame` at `lasti` and, unless syscall is -1, /proc shows task
+    `native_id` in that system call (-2: in none) with that first argument."""
 
-    def __call__(self, thread: ThreadArg, exc: ExcArg, frame: object, lasti: int, /) -> bool: ...
+    def __call__(self, thread: ThreadArg, exc: ExcArg, frame: object, lasti: int,
+                 native_id: int, syscall: int, arg0: int, /) -> bool: ...
 
 
 class KillFn(Protocol):

@@ -207,36 +207,60 @@ def _acquire_calls(code: CodeType) -> frozenset[int]:
     return frozenset(offsets)
 
 
-def unsafe_to_land(thread: threading.Thread, core: ModuleType | None) -> bool:
+#: Judgement.syscall when /proc was not read (no system-call wake here), and
+#: when it showed the thread running or in a futex wait that is no lock's we
+#: know (the GIL's: a busy thread is seen in either, depending on the moment)
+UNREAD, RUNNING = -1, -2
+
+
+class Judgement(NamedTuple):
+    """What unsafe_to_land() decided, and the state it decided on: the
+    thread's innermost frame and instruction, and its system call (number and
+    first argument) as /proc showed it.  _inject_if_at() schedules only if the
+    thread is still in that very state: /proc and frames are read at
+    different moments, and reading /proc lets the GIL go, so the thread can
+    move on, even round a loop back to the same instruction, in between."""
+
+    unsafe: bool
+    frame: FrameType | None
+    lasti: int
+    syscall: int = UNREAD
+    arg0: int = 0
+
+
+def unsafe_to_land(thread: threading.Thread, core: ModuleType | None) -> Judgement:
     """Whether an exception scheduled now could land right after a lock's
     acquire() succeeds, before the `try` that would release it; kill()
     withholds it until the thread is past that call.
 
-    True for a thread blocked in a bare acquire() we cannot end
-    (UNSAFE_TO_LAND), and for one that is at a call that may be an acquire
+    Unsafe: a thread blocked in a bare acquire() we cannot end
+    (UNSAFE_TO_LAND), and one that is at a call that may be an acquire
     without being in a lock wait we end: running, or waiting for the GIL on
     its way back from a wait that has just succeeded (an exception scheduled
     then lands at that call's return, holding the lock).
     """
-    if thread.ident is None:
-        return False
-    frame = sys._current_frames().get(thread.ident)
-    if _waiting_frame(frame) is not None:
-        return False  # a Condition wait (its waiter lock is wake()'s to release) or a join
-    if core is not None and core.WAKE_SUPPORTED and _syscalls.SUPPORTED and thread.native_id is not None:
-        try:
-            blocked = _syscalls.blocked_call(thread.native_id)
-        except OSError:
-            return False
-        if blocked is not None and blocked.number == _syscalls.FUTEX:
-            verdict, wait = _lock_verdict(frame, blocked, core)
-            if verdict.status is WakeStatus.UNSAFE_TO_LAND:
-                return True
-            if wait is not None:
-                return False  # a lock wait wake() ends or defers
-        elif blocked is not None:
-            return False  # in another system call
-    return at_acquire_call(frame)
+    frame = sys._current_frames().get(thread.ident) if thread.ident is not None else None
+    lasti = frame.f_lasti if frame is not None else -1
+    if frame is None or _waiting_frame(frame) is not None:
+        # no Python code, a Condition wait (its waiter lock is wake()'s to
+        # release) or a join
+        return Judgement(False, frame, lasti)
+    if core is None or not core.WAKE_SUPPORTED or not _syscalls.SUPPORTED or thread.native_id is None:
+        return Judgement(at_acquire_call(frame), frame, lasti)
+    try:
+        blocked = _syscalls.blocked_call(thread.native_id)
+    except OSError:  # the task is exiting
+        return Judgement(at_acquire_call(frame), frame, lasti)
+    if blocked is None:
+        return Judgement(at_acquire_call(frame), frame, lasti, RUNNING)
+    if blocked.number != _syscalls.FUTEX:
+        return Judgement(False, frame, lasti, blocked.number, blocked.arg0)  # in another system call
+    verdict, wait = _lock_verdict(frame, blocked, core)
+    if wait is None:
+        # any other futex (the GIL's) is as safe as the call the thread is at
+        return Judgement(at_acquire_call(frame), frame, lasti, RUNNING)
+    # a lock wait wake() ends or defers is safe
+    return Judgement(verdict.status is WakeStatus.UNSAFE_TO_LAND, frame, lasti, blocked.number, blocked.arg0)
 
 
 def at_acquire_call(frame: FrameType | None) -> bool:
