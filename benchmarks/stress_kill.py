@@ -250,7 +250,7 @@ def main() -> int:
                 result = "killed" if isinstance(exc, threadinject.ThreadKilled) else "injected"
                 if kind in LOCK_WORKLOADS:
                     where = traceback.extract_tb(exc.__traceback__)[-1]
-                    decisions = TRACE.get(threading.current_thread(), [])[-8:]
+                    decisions = [d for d in TRACE.get(threading.current_thread(), []) if "wake at" not in d][-8:]
                     trace = "".join(f"\n      {line}" for line in decisions)
                     landing = f"{kind}: {result} at {where.name}:{where.lineno} {where.line}{trace}"
                     LANDINGS.append(landing)
