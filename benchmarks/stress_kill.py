@@ -250,7 +250,8 @@ def main() -> int:
                 result = "killed" if isinstance(exc, threadinject.ThreadKilled) else "injected"
                 if kind in LOCK_WORKLOADS:
                     where = traceback.extract_tb(exc.__traceback__)[-1]
-                    decisions = [d for d in TRACE.get(threading.current_thread(), []) if "wake at" not in d][-8:]
+                    decisions = [d for d in TRACE.get(threading.current_thread(), [])
+                                 if "wake at" not in d][-8:]
                     trace = "".join(f"\n      {line}" for line in decisions)
                     landing = f"{kind}: {result} at {where.name}:{where.lineno} {where.line}{trace}"
                     LANDINGS.append(landing)
