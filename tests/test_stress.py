@@ -5,11 +5,11 @@ child process, allocation), killed, injected into, woken and cancelled at
 random; the script checks every outcome and exits non-zero on any failure.
 Two seeds, in a child interpreter so a crash or hang is caught.
 
-Not the shared Lock/RLock workloads here: with busy threads competing for the
-GIL, a kill of a lock waiter (which can only land once the lock is handed to
-it) was seen to take more than 30 s in some runs, a latency problem still
-being investigated (README, Reliability); lock waits are covered by
-test_wake_locks.py and test_wake_syscalls.py.
+Not the shared Lock/RLock workloads here: on the free-threaded build a kill
+racing the hand-over of a woken parking-lot wait leaves the lock held (README,
+Limits: not fixed yet).  On GIL builds they pass (README, Reliability: 0 of
+380 runs under load on 3.12); lock waits are covered by test_wake_locks.py
+and test_wake_syscalls.py everywhere.
 """
 
 from __future__ import annotations
