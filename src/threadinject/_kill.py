@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 import sys
+import sysconfig
 import threading
 import time
 from typing import Callable, Protocol
 
 from ._errors import ThreadKilled, ThreadNotFoundError
 from ._types import CancelFn, InjectFn, InjectIfAtFn, KillFn, PendingFn, ThreadArg
-from ._wake import Judgement, WakeFn, WakeStatus
+from ._wake import Judgement, WakeFn, WakeStatus, at_acquire_call
 
 __all__ = ["KillAtExitFn", "make_kill", "make_kill_at_exit"]
 
@@ -169,7 +170,20 @@ def _schedule_or_withhold(thread: threading.Thread, inject: InjectFn, inject_if_
     if inject_if_at(thread, ThreadKilled, judged.frame, judged.lasti, thread.native_id or 0,
                     judged.syscall, judged.arg0):
         return None
-    return _position(thread)
+    now = _position(thread)
+    if _FREE_THREADED:
+        # The thread runs on while it is judged: insisting on the judged
+        # state would starve a running thread (seen: a busy thread never
+        # scheduled within 5 s).  Best effort there: judge by the call it is
+        # at now (README, Limits).
+        if now is not None and at_acquire_call(now[0]):  # type: ignore[arg-type]
+            return now
+        inject(thread, ThreadKilled)
+        return None
+    return now
+
+
+_FREE_THREADED = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
 
 
 def _join_waking(thread: threading.Thread, deadline: float | None, wake: WakeFn,
