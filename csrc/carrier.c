@@ -41,7 +41,7 @@ carrier_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(k
     }
     TI_PENDING_LOCK(st);
     /* take it, pending or withdrawn by a cancel() that came too late */
-    PyObject *exc = ti_pending_swap(st, key, NULL, NULL);
+    PyObject *exc = ti_pending_swap(st, key, NULL);
     TI_PENDING_UNLOCK(st);
     Py_DECREF(key);
     if (exc == NULL) {

@@ -200,13 +200,13 @@ registry_unlock(PyObject *lock)
  * one (cancel()).  Returns 1 on success, 0 if the target is not running, -1
  * on error.  *previous receives the exception it replaced or let go of (a
  * new reference or NULL): the caller drops it once the step is over, as it
- * may be the last reference.  *was_pending: whether one was pending. */
+ * may be the last reference.  For exc == NULL, *was_pending says whether an
+ * exception was pending; otherwise it is not touched (and may be NULL). */
 static int
 set_pending(core_state *st, const target *t, PyObject *exc, PyObject **previous,
             int *was_pending)
 {
     *previous = NULL;
-    *was_pending = 0;
 #if TI_FREE_THREADED
     PyObject *lock = registry_lock(st, t);
     if (lock == NULL) {
@@ -217,18 +217,17 @@ set_pending(core_state *st, const target *t, PyObject *exc, PyObject **previous,
     if (rc == 1) {
         TI_PENDING_LOCK(st);
         if (exc != NULL) {
-            *previous = ti_pending_swap(st, t->key, exc, was_pending);
+            *previous = ti_pending_swap(st, t->key, exc);
         }
         else {
-            int withdrawn = ti_pending_withdraw(st, t->key);
-            *was_pending = withdrawn == 1;
+            *was_pending = ti_pending_withdraw(st, t->key) == 1;
         }
         if (PyErr_Occurred()) {
             rc = -1;
         }
         else if (PyThreadState_SetAsyncExc(t->ident, exc == NULL ? NULL : st->carrier) == 0) {
             rc = 0;   /* no such thread: empty its slot */
-            PyObject *emptied = ti_pending_swap(st, t->key, NULL, NULL);
+            PyObject *emptied = ti_pending_swap(st, t->key, NULL);
             if (emptied == NULL && PyErr_Occurred()) {
                 rc = -1;
             }
@@ -332,8 +331,7 @@ schedule(core_state *st, const target *t, PyObject *exc)
         return -1;
     }
     PyObject *previous;
-    int was_pending;
-    int rc = set_pending(st, t, exc, &previous, &was_pending);
+    int rc = set_pending(st, t, exc, &previous, NULL);
     Py_XDECREF(previous);
     return rc;
 }
@@ -465,9 +463,15 @@ ti_inject_if_at(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         }
     }
     long tid = PyLong_AsLong(args[4]);
-    long number = tid == -1 && PyErr_Occurred() ? -1 : PyLong_AsLong(args[5]);
-    unsigned long arg0 = number == -1 && PyErr_Occurred() ? 0 : PyLong_AsUnsignedLong(args[6]);
-    if (PyErr_Occurred()) {
+    if (tid == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    long number = PyLong_AsLong(args[5]);
+    if (number == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    unsigned long arg0 = PyLong_AsUnsignedLong(args[6]);
+    if (arg0 == (unsigned long)-1 && PyErr_Occurred()) {
         return NULL;
     }
     target t;
@@ -501,7 +505,7 @@ ti_cancel(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     PyObject *previous;
-    int was_pending;
+    int was_pending = 0;
     int rc = set_pending(st, &t, NULL, &previous, &was_pending);
     Py_XDECREF(previous);
     if (rc == 0) {

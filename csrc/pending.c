@@ -42,11 +42,8 @@ slot_set(PyObject *slot, PyObject *exc, int withdrawn)
 }
 
 PyObject *
-ti_pending_swap(core_state *st, PyObject *key, PyObject *exc, int *was_pending)
+ti_pending_swap(core_state *st, PyObject *key, PyObject *exc)
 {
-    if (was_pending != NULL) {
-        *was_pending = 0;
-    }
     PyObject *slot = slot_of(st, key);
     if (slot == NULL) {
         if (PyErr_Occurred() || exc == NULL) {
@@ -64,14 +61,10 @@ ti_pending_swap(core_state *st, PyObject *key, PyObject *exc, int *was_pending)
         return NULL;       /* nothing was replaced */
     }
     PyObject *previous = PyList_GetItem(slot, 0);   /* borrowed */
-    PyObject *withdrawn = PyList_GetItem(slot, 1);  /* borrowed */
-    if (previous == NULL || withdrawn == NULL) {
+    if (previous == NULL) {
         return NULL;
     }
     previous = previous == Py_None ? NULL : Py_NewRef(previous);
-    if (was_pending != NULL) {
-        *was_pending = previous != NULL && withdrawn == Py_False;
-    }
     if (slot_set(slot, exc, 0) < 0) {
         Py_XDECREF(previous);
         return NULL;

@@ -8,10 +8,9 @@
 /* Make `exc` the pending exception of `key`, or, for exc == NULL, leave
  * `key` nothing at all.  Returns the exception the slot held, pending or
  * withdrawn, as a new reference, or NULL: with an exception set on error,
- * without one if it held none.  *was_pending (unless NULL) is set to
- * whether that exception was pending rather than withdrawn.  The caller
- * drops the returned reference only when it may run Python code again. */
-PyObject *ti_pending_swap(core_state *st, PyObject *key, PyObject *exc, int *was_pending);
+ * without one if it held none.  The caller drops the returned reference
+ * only when it may run Python code again. */
+PyObject *ti_pending_swap(core_state *st, PyObject *key, PyObject *exc);
 
 /* Withdraw the pending exception of `key` (cancel()).  It stays in the slot,
  * marked withdrawn, for a delivery that had already begun: see carrier.c.
