@@ -146,8 +146,7 @@ def _past_call(thread: threading.Thread, position: tuple[object, int] | None) ->
 
 
 def _schedule_or_withhold(thread: threading.Thread, inject: InjectFn, inject_if_at: InjectIfAtFn,
-                          unsafe_to_land: Callable[[threading.Thread], Judgement]
-                          ) -> tuple[object, int] | None:
+                          judged: Judgement) -> tuple[object, int] | None:
     """Inject ThreadKilled, unless it could land right after a lock's
     acquire() succeeds: then return where the thread is, to wait until it is
     past that call.
@@ -160,8 +159,8 @@ def _schedule_or_withhold(thread: threading.Thread, inject: InjectFn, inject_if_
     scheduled only if the thread is still in the state it was judged in (its
     frame, instruction and system call), checked in the same step as the
     scheduling (the C backend's _inject_if_at).  If it has moved, its new
-    position is returned, to be judged again."""
-    judged = unsafe_to_land(thread)
+    position is returned, to be judged again.  `judged`: unsafe_to_land()'s
+    answer for the thread."""
     if judged.unsafe:
         return _position(thread)
     if judged.frame is None:  # no Python code on its stack: at no call of its own
@@ -215,8 +214,9 @@ def _join_waking(thread: threading.Thread, deadline: float | None, wake: WakeFn,
                 status = WakeStatus.UNSAFE_TO_LAND
                 # past the call, or blocked in it after all, in a wait that
                 # wake() ends or defers (it was running when withheld)
-                if _past_call(thread, withheld_at) or not unsafe_to_land(thread).unsafe:
-                    withheld_at = _schedule_or_withhold(thread, inject, inject_if_at, unsafe_to_land)
+                judged = unsafe_to_land(thread)
+                if not judged.unsafe or _past_call(thread, withheld_at):
+                    withheld_at = _schedule_or_withhold(thread, inject, inject_if_at, judged)
             else:
                 status = wake(thread).status
                 if status is WakeStatus.UNSAFE_TO_LAND and cancel(thread):
@@ -271,7 +271,7 @@ def make_kill(inject: InjectFn, pending: PendingFn, cancel: CancelFn, wake: Wake
             else:
                 # not even scheduled where it could land holding a lock: the
                 # lock could be handed over before a wake() withdrew it
-                withheld_at = _schedule_or_withhold(target, inject, inject_if_at, unsafe_to_land)
+                withheld_at = _schedule_or_withhold(target, inject, inject_if_at, unsafe_to_land(target))
         except ThreadNotFoundError:
             if target is None or not target._started.is_set():  # type: ignore[attr-defined]
                 raise
