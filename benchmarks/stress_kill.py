@@ -158,7 +158,6 @@ PORTABLE = ("busy", "Event.wait", "Queue.get", "allocate", "with Lock")
 # not fair, and with busy threads and short switch intervals a waiter was seen
 # to wait more than 5 s for its turn.
 LOCK_WAITERS = ("with Lock", "Lock.acquire", "with RLock")
-LOCK_WORKLOADS = LOCK_WAITERS
 # where the exceptions that ended the last lock workers landed: printed when
 # a lock is left held
 LANDINGS: collections.deque[str] = collections.deque(maxlen=12)
@@ -174,17 +173,14 @@ TRACE: weakref.WeakKeyDictionary[threading.Thread, list[str]] = weakref.WeakKeyD
 
 def install_trace() -> None:
     """Rebuild threadinject.kill on primitives that record what they answer."""
-    import sys as _sys
-
     from threadinject import _impl, _kill, _unsafe_to_land  # type: ignore[attr-defined]
 
     def recorded(name: str, fn: Callable[..., object]) -> Callable[..., object]:
         def call(thread: threading.Thread, *rest: object) -> object:
-            frame = _sys._current_frames().get(thread.ident)  # type: ignore[arg-type]
+            frame = sys._current_frames().get(thread.ident)  # type: ignore[arg-type]
             where = f"{frame.f_code.co_name}:{frame.f_lineno}@{frame.f_lasti}" if frame else "-"
             result = fn(thread, *rest)
-            shown = repr(result)
-            TRACE.setdefault(thread, []).append(f"{time.monotonic():.4f} {name} at {where} -> {shown}")
+            TRACE.setdefault(thread, []).append(f"{time.monotonic():.4f} {name} at {where} -> {result!r}")
             return result
         return call
 
@@ -248,7 +244,7 @@ def main() -> int:
                 result = "returned"
             except (threadinject.ThreadKilled, Injected) as exc:
                 result = "killed" if isinstance(exc, threadinject.ThreadKilled) else "injected"
-                if kind in LOCK_WORKLOADS:
+                if kind in LOCK_WAITERS:
                     where = traceback.extract_tb(exc.__traceback__)[-1]
                     decisions = [d for d in TRACE.get(threading.current_thread(), [])
                                  if "wake at" not in d][-8:]

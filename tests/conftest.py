@@ -118,6 +118,16 @@ def blocked_in(thread: threading.Thread, code: object) -> bool:
     return frame_of(thread, code) is not None
 
 
+def syscall_of(thread: threading.Thread) -> tuple[int, int] | None:
+    """The system call (number, first argument) Linux's /proc shows `thread`
+    sleeping in; None while it runs or sleeps outside one."""
+    with open(f"/proc/self/task/{thread.native_id}/syscall") as f:
+        fields = f.read().split()
+    if fields[0] == "running" or int(fields[0]) < 0:
+        return None
+    return int(fields[0]), int(fields[1], 16)
+
+
 def wait_until_waiting(thread: threading.Thread) -> None:
     """Until `thread` waits in Condition.wait: its waiter queued, the lock
     released (bounded)."""

@@ -11,7 +11,7 @@ import threading
 import time
 
 import pytest
-from conftest import JOIN_TIMEOUT, busy, run_python, sleepy, wait_until_waiting
+from conftest import JOIN_TIMEOUT, busy, run_python, sleepy, syscall_of, wait_until_waiting
 
 from threadinject import ThreadKilled, ThreadNotFoundError
 
@@ -158,7 +158,7 @@ def test_inject_if_at_schedules_only_where_the_thread_still_is(api, spawn):
         tid = thread.native_id
         deadline = time.monotonic() + JOIN_TIMEOUT
         while not ((frame := sys._current_frames().get(thread.ident)) and frame.f_code.co_name == "<lambda>"
-                   and (syscall := blocked_in(tid)) is not None and syscall[0] == 0):  # read
+                   and (syscall := syscall_of(thread)) is not None and syscall[0] == 0):  # read
             assert time.monotonic() < deadline, "the thread never blocked in read()"
             time.sleep(0.001)
 
@@ -187,13 +187,6 @@ def test_inject_if_at_schedules_only_where_the_thread_still_is(api, spawn):
         target.join()
         os.close(r)
         os.close(w)
-
-
-def blocked_in(tid: int) -> tuple[int, int] | None:
-    """The system call number and first argument /proc shows for the task."""
-    with open(f"/proc/self/task/{tid}/syscall") as f:
-        fields = f.read().split()
-    return None if fields[0] == "running" or int(fields[0]) < 0 else (int(fields[0]), int(fields[1], 16))
 
 
 def test_kill_runs_finally_blocks(api, spawn):

@@ -19,7 +19,7 @@ from types import SimpleNamespace
 from typing import Callable
 
 import pytest
-from conftest import JOIN_TIMEOUT
+from conftest import JOIN_TIMEOUT, syscall_of
 
 from threadinject import ThreadKilled, WakeStatus
 
@@ -124,9 +124,8 @@ def wait_until_blocked(thread: threading.Thread, code: object) -> None:
             if not sys.platform.startswith("linux"):
                 time.sleep(0.05)
                 return
-            with open(f"/proc/self/task/{thread.native_id}/syscall") as f:
-                if f.read().split()[0] not in ("running", "-1"):
-                    return
+            if syscall_of(thread) is not None:
+                return
         assert time.monotonic() < deadline, "the waiter never blocked"
         time.sleep(0.001)
 
