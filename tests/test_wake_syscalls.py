@@ -63,7 +63,10 @@ ENDED_BY_EINTR_FROM_315 = {
         "call = lambda: fcntl.flock(g, fcntl.LOCK_EX)"
     ),
 }
-CLEANUP = {"socket.accept": "srv.close()", "socket.sendall": "a.close(); b.close()",
+# What a program closes when its rounds are done: debug builds report what is
+# left to the collector (ResourceWarning).
+CLEANUP = {"Popen.wait": "child.kill(); child.wait()", "socket.recv": "a.close(); b.close()",
+           "socket.accept": "srv.close()", "socket.sendall": "a.close(); b.close()",
            "os.write": "os.close(r); os.close(w)", "fcntl.flock": "g.close(); f.close()"}
 
 PROGRAM = textwrap.dedent("""
@@ -103,10 +106,7 @@ def program(setup: str, rounds: int, timeout: float, cleanup: str = "") -> str:
                     "elsewhere kill() of such a thread returns False, as the ctypes case below checks")
 @pytest.mark.parametrize("call", sorted(SETUP))
 def test_kill_lands_in_blocked_system_call(call):
-    # closed explicitly: debug builds report what is left to the collector (ResourceWarning)
-    cleanup = {"Popen.wait": "child.kill(); child.wait()",
-               "socket.recv": "a.close(); b.close()"}.get(call, "")
-    result = run_python(program(SETUP[call], ROUNDS, 5, cleanup), "c")
+    result = run_python(program(SETUP[call], ROUNDS, 5, CLEANUP.get(call, "")), "c")
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
         f"{ROUNDS} of {ROUNDS} killed; [(True, ('killed',))]", "more code runs: 45"
