@@ -239,22 +239,32 @@ def unsafe_to_land(thread: threading.Thread, core: ModuleType | None) -> Judgeme
     its way back from a wait that has just succeeded (an exception scheduled
     then lands at that call's return, holding the lock).
     """
+    # /proc first, the frames after: reading /proc lets the GIL go, and a
+    # running thread moves on meanwhile; read in this order, the frame is
+    # the one the thread is at when _inject_if_at() checks it, a few
+    # microseconds later with no GIL release in between as a rule.  Read
+    # the other way round, a busy thread was rarely found where it had been
+    # judged and kill() starved it (CI, 3.9: nothing scheduled in 0.2 s).
+    blocked: _syscalls.Blocked | OSError | None = OSError()
+    wakes_calls = core is not None and core.WAKE_SUPPORTED and _syscalls.SUPPORTED
+    if wakes_calls and thread.native_id is not None:
+        try:
+            blocked = _syscalls.blocked_call(thread.native_id)
+        except OSError as exc:  # the task is exiting
+            blocked = exc
     frame = sys._current_frames().get(thread.ident) if thread.ident is not None else None
     lasti = frame.f_lasti if frame is not None else -1
     if frame is None or _waiting_frame(frame) is not None:
         # no Python code, a Condition wait (its waiter lock is wake()'s to
         # release) or a join
         return Judgement(False, frame, lasti)
-    if core is None or not core.WAKE_SUPPORTED or not _syscalls.SUPPORTED or thread.native_id is None:
-        return Judgement(at_acquire_call(frame), frame, lasti)
-    try:
-        blocked = _syscalls.blocked_call(thread.native_id)
-    except OSError:  # the task is exiting
+    if isinstance(blocked, OSError):  # not read, or the task is exiting
         return Judgement(at_acquire_call(frame), frame, lasti)
     if blocked is None:
         return Judgement(at_acquire_call(frame), frame, lasti, RUNNING)
     if blocked.number != _syscalls.FUTEX:
         return Judgement(False, frame, lasti, blocked.number, blocked.arg0)  # in another system call
+    assert core is not None
     verdict, wait = _lock_verdict(frame, blocked, core)
     if wait is None:
         # any other futex (the GIL's) is as safe as the call the thread is at
