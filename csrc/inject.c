@@ -16,6 +16,9 @@
  */
 #include "inject.h"
 #include "pending.h"
+#include "wake.h"
+
+#include <errno.h>
 
 #ifdef __linux__
 #  include <fcntl.h>
@@ -447,11 +450,43 @@ still_in_syscall(long tid, long number, unsigned long arg0)
 #endif
 }
 
+/* The exception just scheduled for `t`, blocked in a lock wait, must land
+ * only if that wait ends without the lock: have the signal handler rewrite
+ * the wait's result (ti_wake_and_wait) and withdraw the exception unless it
+ * did.  With a GIL, held from the scheduling to here, the holder cannot
+ * release the lock in between, so a wait that was rewritten fails and the
+ * exception lands at its call (README, "Lock waits"); woken separately (as
+ * wake() does), a release could hand the lock over first and the exception
+ * land after acquire() returned True, leaving it held.  Returns 1 (scheduled
+ * and woken), 0 (withdrawn) or -1 with an exception (withdrawn too). */
+static int
+end_lock_wait(core_state *st, const target *t, long tid, const ti_lock_wake *wait)
+{
+    int rc = ti_wake_and_wait(tid, wait);
+    if (rc == 1) {
+        return 1;
+    }
+    PyObject *previous;
+    int was_pending = 0;
+    int withdrawn = set_pending(st, t, NULL, &previous, &was_pending);
+    Py_XDECREF(previous);
+    if (withdrawn < 0) {
+        return -1;
+    }
+    if (rc < 0) {
+        errno = -rc;
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    return 0;
+}
+
 PyObject *
 ti_inject_if_at(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     core_state *st = (core_state *)PyModule_GetState(module);
-    if (check_nargs("_inject_if_at", nargs, 7, "thread, exc, frame, lasti, native_id, syscall, arg0") < 0
+    if (check_nargs("_inject_if_at", nargs == 8 ? 7 : nargs, 7,
+                    "thread, exc, frame, lasti, native_id, syscall, arg0[, wake]") < 0
         || check_exc("_inject_if_at", args[1]) < 0) {
         return NULL;
     }
@@ -474,6 +509,10 @@ ti_inject_if_at(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (arg0 == (unsigned long)-1 && PyErr_Occurred()) {
         return NULL;
     }
+    ti_lock_wake wait;
+    if (nargs == 8 && ti_lock_wake_parse(args[7], arg0, &wait) < 0) {
+        return NULL;
+    }
     target t;
     if (target_from_arg(st, args[0], "_inject_if_at", &t) < 0) {
         return NULL;
@@ -488,6 +527,9 @@ ti_inject_if_at(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             not_running(st, args[0], &t);
         }
         rc = rc == 1 ? 1 : -1;
+    }
+    if (rc == 1 && nargs == 8) {
+        rc = end_lock_wait(st, &t, tid, &wait);
     }
     Py_DECREF(t.key);
     return rc < 0 ? NULL : PyBool_FromLong(rc);

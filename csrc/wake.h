@@ -21,6 +21,28 @@ PyObject *ti_wake_install(PyObject *module, PyObject *const *args, Py_ssize_t na
  * if `zero_fdsets`.  Returns whether the signal was sent. */
 PyObject *ti_wake_send(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 
+/* A lock wait to end: the futex call that returns at `ip` with first
+ * argument `arg0`, whose result becomes `result` if the word at `guard_addr`
+ * holds `guard_value`. */
+typedef struct {
+    unsigned long ip, arg0, guard_addr, guard_value;
+    long result;
+} ti_lock_wake;
+
+/* Fill `out` from `wake`, the tuple (ip, result, guard_addr, guard_value),
+ * and `arg0`.  Returns 0, or -1 with an exception (also when the handler is
+ * not installed or this platform has no wake). */
+int ti_lock_wake_parse(PyObject *wake, unsigned long arg0, ti_lock_wake *out);
+
+/* Arm the slot of thread `tid` for `wait`, send the signal and wait, without
+ * letting the GIL go, for the handler to run (up to 0.1 s; then the arming is
+ * withdrawn).  Returns 1 if the handler rewrote the call's result, 0 if it
+ * did not (the thread was not returning from that call, had ended, or the
+ * signal did not come in time), or -errno if the signal could not be sent;
+ * it sets no exception.  kill() calls it with the thread's exception
+ * scheduled and the GIL held, so that no release of the lock comes between. */
+int ti_wake_and_wait(long tid, const ti_lock_wake *wait);
+
 /* Whether this build can wake blocked system calls (a module constant). */
 extern const int ti_wake_supported;
 

@@ -18,10 +18,12 @@
 #include "wake.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -32,9 +34,18 @@ const int ti_wake_supported = 1;
  * only touch memory that is valid at any moment without locks. */
 #define SLOTS 128
 
+/* A slot's `word` is its arming's sequence number << 2 | one of these.  The
+ * handler claims an ARMED slot before it reads the fields and sets it IDLE
+ * when done; arming waits while the slot is CLAIMED; an injector giving up on
+ * a signal that has not arrived disarms the slot only if it is still ARMED
+ * with its own sequence number.  `outcome` is the sequence number << 1 |
+ * whether the result was rewritten, of the last arming the handler acted on. */
+enum { IDLE = 0, ARMED = 1, CLAIMED = 2, STATE_MASK = 3 };
+
 typedef struct {
     atomic_long tid;          /* kernel thread id owning the slot, 0: free */
-    atomic_int armed;         /* 1 from arming until the handler has run */
+    atomic_uint word;         /* sequence << 2 | IDLE, ARMED or CLAIMED */
+    atomic_uint outcome;      /* sequence << 1 | rewritten */
     unsigned long ip;         /* return address of the `syscall` instruction */
     unsigned long arg0;       /* the call's first argument */
     long result;              /* the value to return instead of -EINTR */
@@ -54,8 +65,8 @@ static atomic_flag arm_lock = ATOMIC_FLAG_INIT;
 
 /* ---------------------------------------------------------------------
  * The signal handler.  It performs only these operations, all
- * async-signal-safe: getpid() and syscall(SYS_gettid); atomic loads and
- * stores on `slots`; reads of the interrupted context (ucontext_t), of two
+ * async-signal-safe: getpid() and syscall(SYS_gettid); atomic loads,
+ * stores and compare-exchanges on `slots`; reads of the interrupted context (ucontext_t), of two
  * code bytes at its instruction pointer and of the guard word (a word of the
  * wait the thread is verified to be returning from, on its own stack: the
  * parking-lot entry of a lock wait); writes to the context's RAX and to
@@ -107,9 +118,13 @@ handler(int signo, siginfo_t *info, void *context)
         if (atomic_load_explicit(&s->tid, memory_order_acquire) != tid) {
             continue;
         }
-        if (!atomic_load_explicit(&s->armed, memory_order_acquire)) {
+        unsigned int word = atomic_load_explicit(&s->word, memory_order_acquire);
+        if ((word & STATE_MASK) != ARMED
+            || !atomic_compare_exchange_strong_explicit(&s->word, &word, (word & ~STATE_MASK) | CLAIMED,
+                                                        memory_order_acq_rel, memory_order_acquire)) {
             break;
         }
+        unsigned int rewritten = 0;
         greg_t *regs = ((ucontext_t *)context)->uc_mcontext.gregs;
         const unsigned char *ip = (const unsigned char *)regs[REG_RIP];
         if (s->rewrite
@@ -125,8 +140,10 @@ handler(int signo, siginfo_t *info, void *context)
                 clear_fdset((unsigned long)regs[REG_R10], (unsigned long)regs[REG_RDI]);
             }
             regs[REG_RAX] = s->result;
+            rewritten = 1;
         }
-        atomic_store_explicit(&s->armed, 0, memory_order_release);
+        atomic_store_explicit(&s->outcome, (word >> 2) << 1 | rewritten, memory_order_release);
+        atomic_store_explicit(&s->word, (word & ~STATE_MASK) | IDLE, memory_order_release);
         break;
     }
     errno = saved_errno;
@@ -203,6 +220,23 @@ parse_send(PyObject *const *args, Py_ssize_t nargs, long *tid, slot *wanted)
     return (wanted->zero_fdsets < 0 || wanted->rewrite < 0) ? -1 : 0;
 }
 
+/* Set the slot IDLE, waiting while the handler has it CLAIMED (it runs a few
+ * dozen instructions); returns the word it had. */
+static unsigned int
+make_idle(slot *s)
+{
+    unsigned int word = atomic_load(&s->word);
+    for (;;) {
+        if ((word & STATE_MASK) == CLAIMED) {
+            word = atomic_load(&s->word);
+            continue;
+        }
+        if (atomic_compare_exchange_weak(&s->word, &word, (word & ~STATE_MASK) | IDLE)) {
+            return word;
+        }
+    }
+}
+
 /* The slot of `tid`, claiming a free or idle one if it has none. */
 static slot *
 slot_for(long tid)
@@ -213,27 +247,28 @@ slot_for(long tid)
         if (owner == tid) {
             return &slots[i];
         }
-        if (idle == NULL && (owner == 0 || !atomic_load(&slots[i].armed))) {
+        if (idle == NULL && (owner == 0 || (atomic_load(&slots[i].word) & STATE_MASK) == IDLE)) {
             idle = &slots[i];
         }
     }
     if (idle != NULL) {
-        atomic_store(&idle->armed, 0);
+        make_idle(idle);
         atomic_store(&idle->tid, tid);
     }
     return idle;
 }
 
-/* Arm the slot of `tid`; 0 if every slot is busy. */
-static int
-arm(long tid, const slot *wanted)
+/* Arm the slot of `tid`: returns it, with its new sequence number in *seq;
+ * NULL if every slot is busy. */
+static slot *
+arm(long tid, const slot *wanted, unsigned int *seq)
 {
     while (atomic_flag_test_and_set_explicit(&arm_lock, memory_order_acquire)) {
         /* another injector is storing a few words */
     }
     slot *s = slot_for(tid);
     if (s != NULL) {
-        atomic_store(&s->armed, 0);
+        unsigned int word = make_idle(s);   /* no handler reads the fields meanwhile */
         s->ip = wanted->ip;
         s->arg0 = wanted->arg0;
         s->result = wanted->result;
@@ -241,10 +276,42 @@ arm(long tid, const slot *wanted)
         s->rewrite = wanted->rewrite;
         s->guard_addr = wanted->guard_addr;
         s->guard_value = wanted->guard_value;
-        atomic_store_explicit(&s->armed, 1, memory_order_release);
+        *seq = ((word >> 2) + 1) & (UINT_MAX >> 2);
+        *seq += *seq == 0;   /* 0 is the `outcome` of no arming */
+        atomic_store_explicit(&s->word, *seq << 2 | ARMED, memory_order_release);
     }
     atomic_flag_clear_explicit(&arm_lock, memory_order_release);
-    return s != NULL;
+    return s;
+}
+
+/* Send our signal to thread `tid`: 1 if sent, 0 if it has just ended, -1
+ * with errno set.  A failed send disarms its slot. */
+static int
+send_signal(long tid, int signo)
+{
+    /* rt_tgsigqueueinfo: to that one thread, with si_code SI_QUEUE and our
+     * cookie, which is how the handler tells our signals from others. */
+    siginfo_t info;
+    memset(&info, 0, sizeof(info));
+    info.si_signo = signo;
+    info.si_code = SI_QUEUE;
+    info.si_pid = getpid();
+    info.si_uid = getuid();
+    info.si_value.sival_ptr = (void *)slots;
+    if (syscall(SYS_rt_tgsigqueueinfo, getpid(), (pid_t)tid, signo, &info) == 0) {
+        return 1;
+    }
+    int err = errno;
+    for (int i = 0; i < SLOTS; i++) {
+        if (atomic_load(&slots[i].tid) == tid) {
+            unsigned int word = atomic_load(&slots[i].word);
+            if ((word & STATE_MASK) == ARMED) {
+                atomic_compare_exchange_strong(&slots[i].word, &word, (word & ~STATE_MASK) | IDLE);
+            }
+        }
+    }
+    errno = err;
+    return err == ESRCH ? 0 : -1;
 }
 
 PyObject *
@@ -261,31 +328,104 @@ ti_wake_send(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t narg
         PyErr_SetString(PyExc_RuntimeError, "_wake_install() was not called");
         return NULL;
     }
-    if (!arm(tid, &wanted)) {
+    unsigned int seq;
+    if (arm(tid, &wanted, &seq) == NULL) {
         Py_RETURN_FALSE;   /* every slot is armed: the caller tries again later */
     }
-    /* rt_tgsigqueueinfo: to that one thread, with si_code SI_QUEUE and our
-     * cookie, which is how the handler tells our signals from others. */
-    siginfo_t info;
-    memset(&info, 0, sizeof(info));
-    info.si_signo = signo;
-    info.si_code = SI_QUEUE;
-    info.si_pid = getpid();
-    info.si_uid = getuid();
-    info.si_value.sival_ptr = (void *)slots;
-    if (syscall(SYS_rt_tgsigqueueinfo, getpid(), (pid_t)tid, signo, &info) < 0) {
-        int err = errno;
-        for (int i = 0; i < SLOTS; i++) {
-            if (atomic_load(&slots[i].tid) == tid) {
-                atomic_store(&slots[i].armed, 0);
-            }
-        }
-        if (err == ESRCH) {
-            Py_RETURN_FALSE;   /* it has just ended */
-        }
-        errno = err;
+    int sent = send_signal(tid, signo);
+    if (sent < 0) {
         return PyErr_SetFromErrno(PyExc_OSError);
     }
-    Py_RETURN_TRUE;
+    return PyBool_FromLong(sent);
 }
+
+/* How long ti_wake_and_wait() waits for the signal to arrive.  The thread is
+ * blocked: the kernel runs the handler as soon as it gets a CPU, in tens of
+ * microseconds on an idle machine; the bound only matters on an overloaded
+ * one, where giving up means the caller tries again later. */
+#define WAIT_NS 100000000L
+
+static long
+elapsed_ns(const struct timespec *since)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (now.tv_sec - since->tv_sec) * 1000000000L + (now.tv_nsec - since->tv_nsec);
+}
+
+/* Whether the handler acted on arming `seq` of slot `s` and rewrote the
+ * result: waits up to `timeout_ns` for it to run, then disarms the slot if
+ * it has not (a signal arriving later leaves the call alone). */
+static int
+await_handler(slot *s, unsigned int seq, long timeout_ns)
+{
+    struct timespec start, pause = {0, 20000};
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        unsigned int outcome = atomic_load_explicit(&s->outcome, memory_order_acquire);
+        if (outcome >> 1 == seq) {
+            return (int)(outcome & 1);
+        }
+        unsigned int word = atomic_load_explicit(&s->word, memory_order_acquire);
+        if (word >> 2 != seq) {
+            return 0;   /* armed again by another injector: ours is unknown */
+        }
+        if ((word & STATE_MASK) == ARMED && elapsed_ns(&start) >= timeout_ns
+            && atomic_compare_exchange_strong(&s->word, &word, (word & ~STATE_MASK) | IDLE)) {
+            return 0;
+        }
+        nanosleep(&pause, NULL);
+    }
+}
+
+int
+ti_lock_wake_parse(PyObject *wake, unsigned long arg0, ti_lock_wake *out)
+{
+    if (!PyTuple_Check(wake) || PyTuple_Size(wake) != 4) {
+        PyErr_Format(PyExc_TypeError, "_inject_if_at() argument 'wake' must be a tuple "
+                     "(ip, result, guard_addr, guard_value), not %R", wake);
+        return -1;
+    }
+    PyObject *item[4];   /* borrowed */
+    for (Py_ssize_t i = 0; i < 4; i++) {
+        if ((item[i] = PyTuple_GetItem(wake, i)) == NULL) {
+            return -1;
+        }
+    }
+    out->arg0 = arg0;
+    out->result = PyLong_AsLong(item[1]);
+    if ((out->result == -1 && PyErr_Occurred()) || as_ulong(item[0], &out->ip) < 0
+        || as_ulong(item[2], &out->guard_addr) < 0 || as_ulong(item[3], &out->guard_value) < 0) {
+        return -1;
+    }
+    if (atomic_load(&installed_signo) == 0) {
+        PyErr_SetString(PyExc_RuntimeError, "_wake_install() was not called");
+        return -1;
+    }
+    return 0;
+}
+
+int
+ti_wake_and_wait(long tid, const ti_lock_wake *wait)
+{
+    slot wanted;
+    memset(&wanted, 0, sizeof(wanted));
+    wanted.ip = wait->ip;
+    wanted.arg0 = wait->arg0;
+    wanted.result = wait->result;
+    wanted.rewrite = 1;
+    wanted.guard_addr = wait->guard_addr;
+    wanted.guard_value = wait->guard_value;
+    unsigned int seq;
+    slot *s = arm(tid, &wanted, &seq);
+    if (s == NULL) {
+        return 0;   /* every slot is armed */
+    }
+    int sent = send_signal(tid, atomic_load(&installed_signo));
+    if (sent <= 0) {
+        return sent < 0 ? -errno : 0;
+    }
+    return await_handler(s, seq, WAIT_NS);
+}
+
 #endif /* __linux__ && __x86_64__ */

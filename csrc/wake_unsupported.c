@@ -4,6 +4,8 @@
 #if !(defined(__linux__) && defined(__x86_64__))
 #include "wake.h"
 
+#include <errno.h>
+
 const int ti_wake_supported = 0;
 
 static PyObject *
@@ -24,5 +26,18 @@ PyObject *
 ti_wake_send(PyObject *Py_UNUSED(module), PyObject *const *Py_UNUSED(args), Py_ssize_t Py_UNUSED(nargs))
 {
     return unsupported();
+}
+
+int
+ti_lock_wake_parse(PyObject *Py_UNUSED(wake), unsigned long Py_UNUSED(arg0), ti_lock_wake *Py_UNUSED(out))
+{
+    unsupported();
+    return -1;
+}
+
+int
+ti_wake_and_wait(long Py_UNUSED(tid), const ti_lock_wake *Py_UNUSED(wait))
+{
+    return -ENOSYS;   /* not reached: ti_lock_wake_parse() failed */
 }
 #endif

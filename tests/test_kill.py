@@ -146,6 +146,12 @@ def test_kill_withheld_at_a_call_the_thread_then_blocks_in_still_lands(api, spaw
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="waits through /proc for the thread "
                     "to block in read(); other platforms have no system-call state to compare")
+def _core_wakes() -> bool:
+    from threadinject import _core
+
+    return bool(_core.WAKE_SUPPORTED)
+
+
 def test_inject_if_at_schedules_only_where_the_thread_still_is(api, spawn):
     # kill()'s last step before scheduling: the thread must still be in the
     # state it was judged in (it could be back at an acquire by then)
@@ -182,6 +188,22 @@ def test_inject_if_at_schedules_only_where_the_thread_still_is(api, spawn):
         if api.name == "c":
             with pytest.raises(TypeError, match="argument 4"):
                 api.inject_if_at(thread, KeyError, frame, float(frame.f_lasti), tid, UNREAD, 0)
+        here = (thread, KeyError, frame, frame.f_lasti, tid, UNREAD, 0)
+        if api.name == "c" and _core_wakes():
+            for wake in ((1, 2, 3), [1, 2, 3, 4], "wake"):
+                with pytest.raises(TypeError, match="argument 'wake' must be a tuple"):
+                    api.inject_if_at(*here, wake)
+            with pytest.raises(OverflowError):
+                api.inject_if_at(*here, (-1, 0, 0, 0))
+            with pytest.raises(TypeError, match=r"takes 7 positional arguments \(.*\[, wake\]\) but 9"):
+                api.inject_if_at(*here, (0, 0, 0, 0), None)
+        elif api.name == "c":
+            with pytest.raises(NotImplementedError, match="cannot wake"):
+                api.inject_if_at(*here, (0, 0, 0, 0))
+        else:
+            with pytest.raises(NotImplementedError, match="wakes no lock wait"):
+                api.inject_if_at(*here, (0, 0, 0, 0))
+        assert api.pending(thread) is None
     finally:
         os.write(w, b"x")  # read() returns
         target.join()

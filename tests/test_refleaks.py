@@ -82,6 +82,10 @@ def test_scheduling_calls_leak_nothing():
     target = threading.Thread(target=release.wait, daemon=True)  # blocked: nothing is delivered
     target.start()
     instance = Injected("kept pending")
+    if core.WAKE_SUPPORTED:
+        from threadinject import _syscalls
+
+        _syscalls.chosen_signal()  # installs the handler
     ident = target.ident
     unknown = next(i for i in range(12345, 10**6) if i not in sys._current_frames())
 
@@ -99,6 +103,14 @@ def test_scheduling_calls_leak_nothing():
         assert not core._inject_if_at(target, instance, frame, frame.f_lasti, tid, 0, 12345)  # read()
         core.cancel(target)
         raises((TypeError,), core._inject_if_at, target, instance, frame, None, tid, -1, 0)
+        if core.WAKE_SUPPORTED:
+            # scheduled, the signal sent, the handler finds no such call (ip
+            # 0): withdrawn again
+            assert not core._inject_if_at(target, instance, frame, frame.f_lasti, tid, -1, 0, (0, 0, 0, 0))
+            raises((TypeError,), core._inject_if_at, target, instance, frame, frame.f_lasti, tid, -1, 0, (0,))
+            raises((OverflowError,), core._inject_if_at, target, instance, frame, frame.f_lasti, tid, -1, 0,
+                   (0, 2**64, 0, 0))
+        assert core.pending(target) is None
         for args in ((None, Injected), (target, 1), (-1, Injected), (unknown, Injected)):
             raises((TypeError, ValueError, ThreadNotFoundError), core.inject, *args)
         raises((ThreadNotFoundError,), core.pending, unknown)

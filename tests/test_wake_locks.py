@@ -244,3 +244,66 @@ def test_kill_of_a_lock_waiter_ends_it_and_never_breaks_the_lock(pattern, kind, 
     assert_lock_intact(lock, holder)
     assert len(waiter.outcome) == 1 and isinstance(waiter.outcome[0], ThreadKilled), waiter.outcome
     assert capfd.readouterr().err == ""
+
+
+def woken_pattern(kind: str) -> str | None:
+    """A pattern whose wait wake() ends for a lock of `kind` here, if any."""
+    for pattern in sorted(PATTERNS):
+        if expected_status(SimpleNamespace(name="c"), pattern, kind) == {WakeStatus.WOKEN}:
+            return pattern
+    return None
+
+
+def judged_blocked(thread: threading.Thread, core: object) -> object:
+    """kill()'s judgement of `thread`, once it is blocked in its lock wait
+    with the means to end it (after an interrupted wait, it takes a moment
+    to block again)."""
+    from threadinject import _wake
+
+    deadline = time.monotonic() + JOIN_TIMEOUT
+    while (judged := _wake.unsafe_to_land(thread, core)).wake is None:  # type: ignore[arg-type]
+        assert time.monotonic() < deadline, f"never judged in a lock wait it can end: {judged}"
+        time.sleep(0.001)
+    return judged
+
+
+@pytest.mark.skipif(not LINUX_X86_64, reason="lock waits are ended on Linux x86-64 with the C backend only")
+@pytest.mark.parametrize("kind", sorted(LOCKS))
+def test_inject_if_at_ends_a_lock_wait_or_withdraws_the_exception(kind, capfd):
+    # kill()'s step for a lock wait: the exception is scheduled and the wait
+    # ended in one step (a release in between could hand the lock over and
+    # the exception land after acquire() returned True); where the signal
+    # does not end that very wait, nothing may stay pending
+    from threadinject import _core
+
+    pattern = woken_pattern(kind)
+    if pattern is None:
+        pytest.skip(f"no {kind} wait is woken on this build (expected_status(): untimed waits "
+                    "on CPython's semaphore or with C assertions are withheld, keyword calls deferred); "
+                    "this runs on 3.13+ release builds")
+    lock, holder, waiter = start_holder_and_waiter(pattern, kind)
+    thread = waiter.thread
+    try:
+        for miss in ("ip", "guard"):
+            judged = judged_blocked(thread, _core)
+            ip, result, guard_addr, guard_value = judged.wake  # type: ignore[attr-defined]
+            if miss == "ip":
+                wake = (ip + 1, result, guard_addr, guard_value)  # another return address
+            elif guard_addr:
+                wake = (ip, result, guard_addr, guard_value ^ 1)  # the guard word does not hold
+            else:
+                continue
+            assert _core._inject_if_at(thread, ThreadKilled, judged.frame, judged.lasti,  # type: ignore[attr-defined]
+                                       thread.native_id, judged.syscall, judged.arg0, wake) is False
+            assert _core.pending(thread) is None, f"left pending after a {miss} that did not match"
+            assert thread.is_alive() and waiter.entered == []
+        judged = judged_blocked(thread, _core)
+        assert _core._inject_if_at(thread, ThreadKilled, judged.frame, judged.lasti,  # type: ignore[attr-defined]
+                                   thread.native_id, judged.syscall, judged.arg0, judged.wake) is True
+        thread.join(JOIN_TIMEOUT)
+        assert not thread.is_alive(), "the wait was reported ended, but the waiter did not end"
+    finally:
+        end_both(holder, waiter)
+    assert_lock_intact(lock, holder)
+    assert waiter.entered == [] and len(waiter.outcome) == 1 and isinstance(waiter.outcome[0], ThreadKilled)
+    assert capfd.readouterr().err == ""

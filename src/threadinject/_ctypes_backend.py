@@ -194,12 +194,15 @@ def inject(thread: ThreadArg, exc: ExcArg, /) -> None:
 
 
 def _inject_if_at(thread: ThreadArg, exc: ExcArg, frame: object, lasti: int,
-                  native_id: int, syscall: int, arg0: int, /) -> bool:
+                  native_id: int, syscall: int, arg0: int,
+                  wake: tuple[int, int, int, int] | None = None, /) -> bool:
     """inject() only if the thread's innermost frame is still `frame` at
     `lasti`.  Python code: unlike the C backend's, the thread can move on
     between the check and the injection; and it never reads /proc (the
     system-call arguments are the C backend's: this backend wakes no system
-    call, so kill() never judges by one)."""
+    call, so kill() never judges by one, nor passes `wake`)."""
+    if wake is not None:
+        raise NotImplementedError("the ctypes backend wakes no lock wait")
     _, ident = _target(thread, "_inject_if_at")
     now = sys._current_frames().get(ident)
     if now is None or now is not frame or now.f_lasti != lasti:

@@ -166,8 +166,9 @@ def _schedule_or_withhold(thread: threading.Thread, inject: InjectFn, inject_if_
     if judged.frame is None:  # no Python code on its stack: at no call of its own
         inject(thread, ThreadKilled)
         return None
+    ending = () if judged.wake is None else (judged.wake,)
     if inject_if_at(thread, ThreadKilled, judged.frame, judged.lasti, thread.native_id or 0,
-                    judged.syscall, judged.arg0):
+                    judged.syscall, judged.arg0, *ending):
         return None
     now = _position(thread)
     if _FREE_THREADED:
@@ -216,6 +217,13 @@ def _join_waking(thread: threading.Thread, deadline: float | None, wake: WakeFn,
                 # wake() ends or defers (it was running when withheld)
                 judged = unsafe_to_land(thread)
                 if not judged.unsafe or _past_call(thread, withheld_at):
+                    withheld_at = _schedule_or_withhold(thread, inject, inject_if_at, judged)
+            elif (judged := unsafe_to_land(thread)).wake is not None:
+                # in a lock wait with the exception pending (it got there
+                # from C code, or the wait was not ended in time): withdraw
+                # it and schedule it again as the wait is ended, in one step
+                status = WakeStatus.WOKEN
+                if cancel(thread):
                     withheld_at = _schedule_or_withhold(thread, inject, inject_if_at, judged)
             else:
                 status = wake(thread).status

@@ -25,12 +25,16 @@ class PendingFn(Protocol):
 
 class InjectIfAtFn(Protocol):
     """A backend's _inject_if_at(thread, exc, frame, lasti, native_id,
-    syscall, arg0) -> bool: inject only if the thread's innermost frame is
-    still `frame` at `lasti` and, unless syscall is -1, /proc shows task
-    `native_id` in that system call (-2: in none) with that first argument."""
+    syscall, arg0[, wake]) -> bool: inject only if the thread's innermost
+    frame is still `frame` at `lasti` and, unless syscall is -1, /proc shows
+    task `native_id` in that system call (-2: in none) with that first
+    argument.  With `wake` (a lock wait's ip, result, guard address and
+    value; C backend only), end that wait in the same step, and withdraw the
+    exception again unless the wait was ended: returns whether it lands."""
 
     def __call__(self, thread: ThreadArg, exc: ExcArg, frame: object, lasti: int,
-                 native_id: int, syscall: int, arg0: int, /) -> bool: ...
+                 native_id: int, syscall: int, arg0: int,
+                 wake: tuple[int, int, int, int] = ..., /) -> bool: ...
 
 
 class KillFn(Protocol):

@@ -219,13 +219,19 @@ class Judgement(NamedTuple):
     first argument) as /proc showed it.  _inject_if_at() schedules only if the
     thread is still in that very state: /proc and frames are read at
     different moments, and reading /proc lets the GIL go, so the thread can
-    move on, even round a loop back to the same instruction, in between."""
+    move on, even round a loop back to the same instruction, in between.
+
+    `wake`: for a lock wait that wake() would end, what _inject_if_at() needs
+    to end it in the same step as the scheduling (ip, result, guard address
+    and value): woken apart from it, the wait could be ended by a release
+    first and the exception land after acquire() returned True."""
 
     unsafe: bool
     frame: FrameType | None
     lasti: int
     syscall: int = UNREAD
     arg0: int = 0
+    wake: tuple[int, int, int, int] | None = None
 
 
 def unsafe_to_land(thread: threading.Thread, core: ModuleType | None) -> Judgement:
@@ -246,10 +252,13 @@ def unsafe_to_land(thread: threading.Thread, core: ModuleType | None) -> Judgeme
     # the other way round, a busy thread was rarely found where it had been
     # judged and kill() starved it (CI, 3.9: nothing scheduled in 0.2 s).
     blocked: _syscalls.Blocked | OSError | None = OSError()
+    signal_blocked = False
     wakes_calls = core is not None and core.WAKE_SUPPORTED and _syscalls.SUPPORTED
     if wakes_calls and thread.native_id is not None:
         try:
             blocked = _syscalls.blocked_call(thread.native_id)
+            if blocked is not None and blocked.number == _syscalls.FUTEX:
+                signal_blocked = _syscalls.signal_blocked(thread.native_id, _syscalls.chosen_signal())
         except OSError as exc:  # the task is exiting
             blocked = exc
     frame = sys._current_frames().get(thread.ident) if thread.ident is not None else None
@@ -269,7 +278,12 @@ def unsafe_to_land(thread: threading.Thread, core: ModuleType | None) -> Judgeme
     if wait is None:
         # any other futex (the GIL's) is as safe as the call the thread is at
         return Judgement(at_acquire_call(frame), frame, lasti, RUNNING)
-    # a lock wait wake() ends or defers is safe
+    if verdict.status is WakeStatus.WOKEN:
+        # safe if ended as the exception is scheduled (kill() does so); a
+        # wait the signal cannot reach would end with the lock
+        ending = (blocked.ip, wait.result, wait.guard_addr, wait.guard_value)
+        return Judgement(signal_blocked, frame, lasti, blocked.number, blocked.arg0, ending)
+    # a lock wait wake() defers is safe
     return Judgement(verdict.status is WakeStatus.UNSAFE_TO_LAND, frame, lasti, blocked.number, blocked.arg0)
 
 
