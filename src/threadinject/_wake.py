@@ -292,10 +292,8 @@ def at_acquire_call(frame: FrameType | None) -> bool:
     return frame is not None and frame.f_lasti in _acquire_calls(frame.f_code)
 
 
-def _wake_syscall(thread: threading.Thread | None, frame: FrameType | None,
-                  core: ModuleType | None) -> WakeResult:
-    """Wake `thread` (innermost frame `frame`) from the system call it is
-    blocked in, if we can."""
+def _blocked_call_of(thread: threading.Thread | None) -> _syscalls.Blocked | WakeResult:
+    """The system call `thread` is blocked in, or why there is none to wake."""
     if thread is not None and not thread.is_alive():  # it has just ended
         return WakeResult(WakeStatus.NOT_BLOCKED)
     native_id = getattr(thread, "native_id", None)
@@ -305,13 +303,20 @@ def _wake_syscall(thread: threading.Thread | None, frame: FrameType | None,
         blocked = _syscalls.blocked_call(native_id)
     except OSError:  # ENOENT, ESRCH: the task is exiting
         return WakeResult(WakeStatus.NOT_BLOCKED)
-    if blocked is None:
-        return WakeResult(WakeStatus.NOT_BLOCKED)
+    return WakeResult(WakeStatus.NOT_BLOCKED) if blocked is None else blocked
+
+
+def _wake_syscall(thread: threading.Thread, frame: FrameType | None, blocked: _syscalls.Blocked,
+                  core: ModuleType | None) -> WakeResult:
+    """Wake `thread` (innermost frame `frame`) from the system call it is
+    blocked in, if we can."""
+    native_id = thread.native_id
+    assert native_id is not None  # _blocked_call_of() found its call
     name = _syscalls.name_of(blocked.number)
     substitute = _syscalls.substitute_for(blocked.number)
     if core is None or not core.WAKE_SUPPORTED or not _syscalls.SUPPORTED:
         return WakeResult(WakeStatus.PLATFORM_UNSUPPORTED, name)
-    if blocked.number == _syscalls.FUTEX and thread is not None:
+    if blocked.number == _syscalls.FUTEX:
         return _wake_lock_wait(frame, native_id, blocked, core)
     if substitute is None:
         return WakeResult(WakeStatus.UNSUPPORTED_CALL, name)
@@ -351,7 +356,16 @@ def make_wake(pending: PendingFn, core: ModuleType | None) -> WakeFn:
             target, ident = threading._active.get(thread), thread  # type: ignore[attr-defined]
         if ident is None:
             raise ThreadNotFoundError(f"thread={thread!r} has not been started")
-        # one snapshot of the thread's frames serves every decision below
+        # /proc before the frames: reading /proc lets the GIL go, and the
+        # thread can move on meanwhile, even round a loop into a lock wait
+        # (likely the cause of a failed 3.15 stress run: a thread seen at a
+        # call inside its `with rlock:` block, then blocked entering that
+        # `with` again, was woken as if it was not entering one, and ran the
+        # block without the lock).  Read in
+        # this order, the frame is where the thread is when the signal is
+        # armed; the handler checks that the call is still the one /proc
+        # showed.  One snapshot of the frames serves every decision below.
+        blocked = _blocked_call_of(target)
         frame = sys._current_frames().get(ident)
         waiting = _waiting_frame(frame)
         if waiting is not None and waiting.f_code is _CONDITION_WAIT:
@@ -360,6 +374,9 @@ def make_wake(pending: PendingFn, core: ModuleType | None) -> WakeFn:
             # Thread.join is never woken: on 3.9-3.12 a join woken early
             # leaves the joined thread reporting is_alive() False while it runs
             return WakeResult(WakeStatus.UNSUPPORTED_CALL, "threading.Thread.join")
-        return _wake_syscall(target, frame, core)
+        if isinstance(blocked, WakeResult):
+            return blocked
+        assert target is not None  # _blocked_call_of() found its call
+        return _wake_syscall(target, frame, blocked, core)
 
     return wake
