@@ -124,6 +124,12 @@ handler(int signo, siginfo_t *info, void *context)
                                                         memory_order_acq_rel, memory_order_acquire)) {
             break;
         }
+        if (atomic_load_explicit(&s->tid, memory_order_acquire) != tid) {
+            /* given to another thread and armed for it since the check
+             * above: not ours to act on */
+            atomic_store_explicit(&s->word, word, memory_order_release);
+            continue;
+        }
         unsigned int rewritten = 0;
         greg_t *regs = ((ucontext_t *)context)->uc_mcontext.gregs;
         const unsigned char *ip = (const unsigned char *)regs[REG_RIP];
