@@ -131,8 +131,19 @@ def with_rlock() -> None:
         time.sleep(0.0002)
 
 
+# A kill can land inside Popen() once the child has started, before the `try`
+# that ends it: the child then outlives its worker, here even this process.
+# So it holds none of this process's pipes (an orphan holding stdout kept the
+# suite's run_python() waiting for an end of file: found in a 10,000-kill run,
+# two orphans in 298 Popen.wait kills; a likely cause of the stress test's
+# one hang in CI, on 3.15, where the script itself had no stack left to
+# dump), and it ends by itself once this process is gone.
+CHILD = "import os, sys, time\nwhile os.getppid() == int(sys.argv[1]):\n    time.sleep(0.2)"
+
+
 def child_wait() -> None:
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1000)"])
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(os.getpid())], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         child.wait()
     finally:
