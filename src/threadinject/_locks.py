@@ -26,9 +26,9 @@ silent except for an untimed wait on a semaphore, where CPython reports the
 those waits are not woken.  (Posting the semaphore from the handler instead,
 so that CPython's retry takes the lock and the kill lands at the call, is
 silent but unsound: the post can wake another waiter of the same lock, which
-then enters its critical section while the holder still holds it.)  Nor are untimed parked waits on a CPython built
-with its C assertions (a debug build, or ``--with-assertions``): there
-``_PyMutex_LockTimed`` asserts that an untimed wait never times out
+then enters its critical section while the holder still holds it.)  Nor are
+untimed parked waits on a CPython built with its C assertions (a debug
+build, or ``--with-assertions``): there ``_PyMutex_LockTimed`` asserts that an untimed wait never times out
 (Python/lock.c, 3.13.15: ``assert(timeout >= 0)``) and the process aborts;
 release builds (``-DNDEBUG``) return failure from the acquire, as above.
 
