@@ -458,7 +458,8 @@ still_in_syscall(long tid, long number, unsigned long arg0)
  * exception lands at its call (README, "Lock waits"); woken separately (as
  * wake() does), a release could hand the lock over first and the exception
  * land after acquire() returned True, leaving it held.  Returns 1 (scheduled
- * and woken), 0 (withdrawn) or -1 with an exception (withdrawn too). */
+ * and woken), 0 (withdrawn) or -1 with an exception (withdrawn too):
+ * TimeoutError if the signal was not taken in time. */
 static int
 end_lock_wait(core_state *st, const target *t, long tid, const ti_lock_wake *wait)
 {
@@ -471,6 +472,11 @@ end_lock_wait(core_state *st, const target *t, long tid, const ti_lock_wake *wai
     int withdrawn = set_pending(st, t, NULL, &previous, &was_pending);
     Py_XDECREF(previous);
     if (withdrawn < 0) {
+        return -1;
+    }
+    if (rc == -ETIMEDOUT) {
+        PyErr_SetString(PyExc_TimeoutError, "_inject_if_at(): the thread did not take the wake "
+                        "signal in time; the exception was withdrawn");
         return -1;
     }
     if (rc < 0) {

@@ -35,11 +35,11 @@ typedef struct {
 int ti_lock_wake_parse(PyObject *wake, unsigned long arg0, ti_lock_wake *out);
 
 /* Arm the slot of thread `tid` for `wait`, send the signal and wait, without
- * letting the GIL go, for the handler to run (up to 0.1 s; then the arming is
- * withdrawn).  Returns 1 if the handler rewrote the call's result, 0 if it
- * did not (the thread was not returning from that call, had ended, or the
- * signal did not come in time), or -errno if the signal could not be sent;
- * it sets no exception.  kill() calls it with the thread's exception
+ * letting the GIL go, for the handler to run (up to 0.02 s; then the arming
+ * is withdrawn).  Returns 1 if the handler rewrote the call's result, 0 if it
+ * did not (the thread was not returning from that call, or had ended),
+ * -ETIMEDOUT if the signal did not come in time, or -errno if it could not
+ * be sent; it sets no exception.  kill() calls it with the thread's exception
  * scheduled and the GIL held, so that no release of the lock comes between. */
 int ti_wake_and_wait(long tid, const ti_lock_wake *wait);
 

@@ -345,11 +345,13 @@ ti_wake_send(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t narg
     return PyBool_FromLong(sent);
 }
 
-/* How long ti_wake_and_wait() waits for the signal to arrive.  The thread is
- * blocked: the kernel runs the handler as soon as it gets a CPU, in tens of
- * microseconds on an idle machine; the bound only matters on an overloaded
- * one, where giving up means the caller tries again later. */
-#define WAIT_NS 100000000L
+/* How long ti_wake_and_wait() waits for the signal to arrive, holding the
+ * GIL.  The thread is blocked: the kernel runs the handler as soon as it gets
+ * a CPU, in tens of microseconds on an idle machine.  The bound matters when
+ * it does not come (the thread is stopped by a debugger, the machine
+ * overloaded): then every other thread waits that long, and the caller backs
+ * off before trying again. */
+#define WAIT_NS 20000000L
 
 static long
 elapsed_ns(const struct timespec *since)
@@ -360,8 +362,9 @@ elapsed_ns(const struct timespec *since)
 }
 
 /* Whether the handler acted on arming `seq` of slot `s` and rewrote the
- * result: waits up to `timeout_ns` for it to run, then disarms the slot if
- * it has not (a signal arriving later leaves the call alone). */
+ * result (1, else 0): waits up to `timeout_ns` for it to run, then disarms
+ * the slot if it has not (a signal arriving later leaves the call alone) and
+ * returns -ETIMEDOUT. */
 static int
 await_handler(slot *s, unsigned int seq, long timeout_ns)
 {
@@ -378,7 +381,7 @@ await_handler(slot *s, unsigned int seq, long timeout_ns)
         }
         if ((word & STATE_MASK) == ARMED && elapsed_ns(&start) >= timeout_ns
             && atomic_compare_exchange_strong(&s->word, &word, (word & ~STATE_MASK) | IDLE)) {
-            return 0;
+            return -ETIMEDOUT;
         }
         nanosleep(&pause, NULL);
     }

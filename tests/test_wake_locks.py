@@ -307,3 +307,50 @@ def test_inject_if_at_ends_a_lock_wait_or_withdraws_the_exception(kind, capfd):
     assert_lock_intact(lock, holder)
     assert waiter.entered == [] and len(waiter.outcome) == 1 and isinstance(waiter.outcome[0], ThreadKilled)
     assert capfd.readouterr().err == ""
+
+
+@pytest.mark.skipif(not LINUX_X86_64, reason="lock waits are ended on Linux x86-64 with the C backend only")
+def test_inject_if_at_gives_up_on_a_thread_that_does_not_take_the_signal(capfd):
+    # A thread that blocks the signal (as one stopped by a debugger would
+    # not run the handler): the call waits a bounded time holding the GIL,
+    # withdraws the exception, disarms the slot and says so; the signal
+    # delivered later changes nothing.
+    import signal
+
+    from threadinject import _core, _syscalls
+
+    signo = _syscalls.chosen_signal()
+    lock = threading.Lock()
+    lock.acquire()
+    unblock = threading.Event()
+    outcome: list[object] = []
+
+    def body() -> None:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signo})
+        try:
+            outcome.append(lock.acquire(True, JOIN_TIMEOUT))  # timed: a wait wake() ends
+            unblock.wait(JOIN_TIMEOUT)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signo})  # the queued signal arrives
+            outcome.append("unblocked")
+            lock.release()
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=body)
+    thread.start()
+    try:
+        wait_until_blocked(thread, body.__code__)
+        judged = judged_blocked(thread, _core)
+        assert judged.unsafe  # type: ignore[attr-defined]  # kill() would withhold it: the signal is blocked
+        with pytest.raises(TimeoutError, match="did not take the wake signal"):
+            _core._inject_if_at(thread, ThreadKilled, judged.frame, judged.lasti,  # type: ignore[attr-defined]
+                                thread.native_id, judged.syscall, judged.arg0, judged.wake)
+        assert _core.pending(thread) is None
+        assert thread.is_alive() and outcome == []
+    finally:
+        lock.release()
+        unblock.set()
+        thread.join(JOIN_TIMEOUT)
+    assert outcome == [True, "unblocked"]
+    assert lock.acquire(blocking=False)
+    assert capfd.readouterr().err == ""

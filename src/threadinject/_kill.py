@@ -220,15 +220,21 @@ def _join_waking(thread: threading.Thread, deadline: float | None, wake: WakeFn,
                     withheld_at = _schedule_or_withhold(thread, inject, inject_if_at, judged)
             elif (judged := unsafe_to_land(thread)).wake is not None:
                 # in a lock wait with the exception pending (it got there
-                # from C code, or the wait was not ended in time): withdraw
-                # it and schedule it again as the wait is ended, in one step
+                # from C code): withdraw it and schedule it again as the wait
+                # is ended, in one step
                 status = WakeStatus.WOKEN
                 if cancel(thread):
+                    withheld_at = _position(thread)  # withdrawn, if scheduling fails
                     withheld_at = _schedule_or_withhold(thread, inject, inject_if_at, judged)
             else:
                 status = wake(thread).status
                 if status is WakeStatus.UNSAFE_TO_LAND and cancel(thread):
                     withheld_at = _position(thread)
+        except TimeoutError:
+            # the thread did not take the wake signal (stopped by a
+            # debugger, an overloaded machine): the exception was withdrawn,
+            # and every other thread waited with it; poll slowly
+            status = WakeStatus.SIGNAL_BLOCKED
         except ThreadNotFoundError:  # it has just finished
             pass
         left = None if deadline is None else deadline - time.monotonic()
@@ -284,6 +290,8 @@ def make_kill(inject: InjectFn, pending: PendingFn, cancel: CancelFn, wake: Wake
             if target is None or not target._started.is_set():  # type: ignore[attr-defined]
                 raise
             # it finished before the exception could be scheduled
+        except TimeoutError:  # it did not take the wake signal: try again in the polls
+            withheld_at = _position(target)  # type: ignore[arg-type]
         if target is None or isinstance(target, threading._DummyThread):
             # not started by threading: nothing to join, watch the ident instead
             assert isinstance(ident, int)

@@ -30,7 +30,8 @@ class InjectIfAtFn(Protocol):
     task `native_id` in that system call (-2: in none) with that first
     argument.  With `wake` (a lock wait's ip, result, guard address and
     value; C backend only), end that wait in the same step, and withdraw the
-    exception again unless the wait was ended: returns whether it lands."""
+    exception again unless the wait was ended: returns whether it lands
+    (TimeoutError, withdrawn, if the thread did not take the signal)."""
 
     def __call__(self, thread: ThreadArg, exc: ExcArg, frame: object, lasti: int,
                  native_id: int, syscall: int, arg0: int,
