@@ -357,7 +357,7 @@ static long
 elapsed_ns(const struct timespec *since)
 {
     struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
+    (void)clock_gettime(CLOCK_MONOTONIC, &now);
     return (now.tv_sec - since->tv_sec) * 1000000000L + (now.tv_nsec - since->tv_nsec);
 }
 
@@ -368,8 +368,10 @@ elapsed_ns(const struct timespec *since)
 static int
 await_handler(slot *s, unsigned int seq, long timeout_ns)
 {
+    /* CLOCK_MONOTONIC cannot fail on Linux; an interrupted nanosleep() only
+     * makes the loop look again sooner */
     struct timespec start, pause = {0, 20000};
-    clock_gettime(CLOCK_MONOTONIC, &start);
+    (void)clock_gettime(CLOCK_MONOTONIC, &start);
     for (;;) {
         unsigned int outcome = atomic_load_explicit(&s->outcome, memory_order_acquire);
         if (outcome >> 1 == seq) {
@@ -383,7 +385,7 @@ await_handler(slot *s, unsigned int seq, long timeout_ns)
             && atomic_compare_exchange_strong(&s->word, &word, (word & ~STATE_MASK) | IDLE)) {
             return -ETIMEDOUT;
         }
-        nanosleep(&pause, NULL);
+        (void)nanosleep(&pause, NULL);
     }
 }
 
