@@ -10,7 +10,7 @@ thread.  This script uses no threadinject: run it with any interpreter to
 see whether it is affected (GIL builds are not: 3.12.1 walked 6.9 million
 stacks in 15 s here; 3.13.15t crashed within seconds, four runs of four).
 Reading only f_lasti and f_code of the frames, without f_back, crashed
-3.13.15t too, less often (2 of 3 runs of 40 s).
+3.13.15t too, less often (2 of 4 runs of 40 s).
 
     python tools/cpython_ft_frames_bug.py [seconds]
 """
