@@ -144,14 +144,14 @@ def test_kill_withheld_at_a_call_the_thread_then_blocks_in_still_lands(api, spaw
     assert isinstance(target.caught, ThreadKilled)
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="waits through /proc for the thread "
-                    "to block in read(); other platforms have no system-call state to compare")
 def _core_wakes() -> bool:
     from threadinject import _core
 
     return bool(_core.WAKE_SUPPORTED)
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="waits through /proc for the thread "
+                    "to block in read(); other platforms have no system-call state to compare")
 def test_inject_if_at_schedules_only_where_the_thread_still_is(api, spawn):
     # kill()'s last step before scheduling: the thread must still be in the
     # state it was judged in (it could be back at an acquire by then)
