@@ -309,6 +309,7 @@ def main() -> int:
             expected["injected"] += 1
         else:
             expected["killed"] += 1
+
     memory_at: dict[str, tuple[int, int]] = {}
     began = time.monotonic()
     deadline = None if args.seconds is None else began + args.seconds

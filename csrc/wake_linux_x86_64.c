@@ -65,14 +65,15 @@ static atomic_flag arm_lock = ATOMIC_FLAG_INIT;
 
 /* ---------------------------------------------------------------------
  * The signal handler.  It performs only these operations, all
- * async-signal-safe: getpid() and syscall(SYS_gettid); atomic loads,
- * stores and compare-exchanges on `slots`; reads of the interrupted context (ucontext_t), of two
- * code bytes at its instruction pointer and of the guard word (a word of the
- * wait the thread is verified to be returning from, on its own stack: the
- * parking-lot entry of a lock wait); writes to the context's RAX and to
- * the fd sets the interrupted select() was given (plain byte stores); a call
- * of the previously installed handler for signals that are not ours.  No
- * allocation, no locks, no libc buffers, no Python API.
+ * async-signal-safe: getpid() and syscall(SYS_gettid); atomic loads, stores
+ * and compare-exchanges on `slots`; reads of the interrupted context
+ * (ucontext_t), of two code bytes at its instruction pointer and of the
+ * guard word (a word of the wait the thread is verified to be returning
+ * from, on its own stack: the parking-lot entry of a lock wait); writes to
+ * the context's RAX and to the fd sets the interrupted select() was given
+ * (plain byte stores); a call of the previously installed handler for
+ * signals that are not ours.  No allocation, no locks, no libc buffers, no
+ * Python API.
  * --------------------------------------------------------------------- */
 
 static void

@@ -28,9 +28,10 @@ so that CPython's retry takes the lock and the kill lands at the call, is
 silent but unsound: the post can wake another waiter of the same lock, which
 then enters its critical section while the holder still holds it.)  Nor are
 untimed parked waits on a CPython built with its C assertions (a debug
-build, or ``--with-assertions``): there ``_PyMutex_LockTimed`` asserts that an untimed wait never times out
-(Python/lock.c, 3.13.15: ``assert(timeout >= 0)``) and the process aborts;
-release builds (``-DNDEBUG``) return failure from the acquire, as above.
+build, or ``--with-assertions``): there ``_PyMutex_LockTimed`` asserts that
+an untimed wait never times out (Python/lock.c, 3.13.15:
+``assert(timeout >= 0)``) and the process aborts; release builds
+(``-DNDEBUG``) return failure from the acquire, as above.
 
 ``with lock:`` is different: ``__enter__`` returning False does not stop the
 block from being entered, and where the pending exception lands *inside* the

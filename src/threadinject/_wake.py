@@ -361,10 +361,10 @@ def make_wake(pending: PendingFn, core: ModuleType | None) -> WakeFn:
         # (likely the cause of a failed 3.15 stress run: a thread seen at a
         # call inside its `with rlock:` block, then blocked entering that
         # `with` again, was woken as if it was not entering one, and ran the
-        # block without the lock).  Read in
-        # this order, the frame is where the thread is when the signal is
-        # armed; the handler checks that the call is still the one /proc
-        # showed.  One snapshot of the frames serves every decision below.
+        # block without the lock).  Read in this order, the frame is where
+        # the thread is when the signal is armed; the handler checks that the
+        # call is still the one /proc showed.  One snapshot of the frames
+        # serves every decision below.
         blocked = _blocked_call_of(target)
         frame = sys._current_frames().get(ident)
         waiting = _waiting_frame(frame)
