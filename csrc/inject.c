@@ -370,6 +370,15 @@ ti_inject(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 static int
 still_at(core_state *st, const target *t, PyObject *frame, PyObject *lasti)
 {
+#ifdef Py_GIL_DISABLED
+    /* Reading a frame that another thread is executing is a use-after-free on
+     * free-threaded builds (src/threadinject/_frames.py): refuse; kill() does
+     * not ask there. */
+    (void)st; (void)t; (void)frame; (void)lasti;
+    PyErr_SetString(PyExc_NotImplementedError,
+                    "_inject_if_at(): on a free-threaded build another thread's frames cannot be read safely");
+    return -1;
+#else
     int paused = 0;
     if (st->collect_on_alloc) {
         PyObject *enabled = PyObject_CallMethod(st->gc, "isenabled", NULL);
@@ -411,6 +420,7 @@ still_at(core_state *st, const target *t, PyObject *frame, PyObject *lasti)
         Py_XDECREF(res);
     }
     return rc;
+#endif
 }
 
 /* Whether /proc shows task `tid` in system call `number` with first argument

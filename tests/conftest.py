@@ -14,7 +14,7 @@ from typing import Callable
 
 import pytest
 
-from threadinject import _backends
+from threadinject import _backends, _frames, _locks, _syscalls, _wake
 from threadinject._kill import make_kill
 from threadinject._wake import make_wake, unsafe_to_land
 
@@ -105,7 +105,9 @@ def sleepy(stop: threading.Event) -> None:
 
 
 def frame_of(thread: threading.Thread, code: object) -> object | None:
-    """The frame of `thread` running `code`, if any."""
+    """The frame of `thread` running `code`, if any (GIL builds: reading
+    another thread's frames is unsafe on free-threaded ones, _frames.py)."""
+    assert _frames.READABLE, "reads another thread's frames: GIL builds only"
     frame = sys._current_frames().get(thread.ident)  # type: ignore[arg-type]
     while frame is not None:
         if frame.f_code is code:
@@ -128,13 +130,40 @@ def syscall_of(thread: threading.Thread) -> tuple[int, int] | None:
     return int(fields[0]), int(fields[1], 16)
 
 
+def settled_in_futex_wait(thread: threading.Thread) -> bool:
+    """Whether /proc shows `thread` in a futex wait on two reads 10 ms apart:
+    how tests on free-threaded builds, which cannot read its frames, tell it
+    has reached a lock wait it starts with."""
+    for _ in range(2):
+        syscall = syscall_of(thread)
+        if syscall is None or syscall[0] != 202:  # futex, x86-64
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def _queued_in_a_condition(thread: threading.Thread) -> bool:
+    """Whether `thread` is parked on a lock that a Condition has queued as
+    its waiter: blocked in Condition.wait, told without reading its frames
+    (free-threaded builds; Linux x86-64, where _locks identifies lock waits)."""
+    try:
+        blocked = _syscalls.blocked_call(thread.native_id)  # type: ignore[arg-type]
+    except OSError:
+        return False
+    wait = None if blocked is None else _locks.identify(None, blocked)
+    return wait is not None and wait.parked and _wake._condition_queueing(wait.lock_id) is not None
+
+
 def wait_until_waiting(thread: threading.Thread) -> None:
     """Until `thread` waits in Condition.wait: its waiter queued, the lock
     released (bounded)."""
     deadline = time.monotonic() + JOIN_TIMEOUT
     while True:
-        frame = frame_of(thread, threading.Condition.wait.__code__)
-        if frame is not None and "saved_state" in frame.f_locals:  # type: ignore[attr-defined]
+        if _frames.READABLE:
+            frame = frame_of(thread, threading.Condition.wait.__code__)
+            if frame is not None and "saved_state" in frame.f_locals:  # type: ignore[attr-defined]
+                return
+        elif _queued_in_a_condition(thread):
             return
         assert time.monotonic() < deadline, "the thread never started waiting"
         time.sleep(0.001)

@@ -13,7 +13,7 @@ import time
 import pytest
 from conftest import JOIN_TIMEOUT, busy, run_python, sleepy, syscall_of, wait_until_waiting
 
-from threadinject import ThreadKilled, ThreadNotFoundError
+from threadinject import ThreadKilled, ThreadNotFoundError, _frames
 
 LINUX_X86_64 = sys.platform.startswith("linux") and platform.machine() == "x86_64"
 
@@ -123,6 +123,8 @@ def test_kill_inside_with_lock_releases_the_lock(api, spawn):
     lock.release()
 
 
+@pytest.mark.skipif(not _frames.READABLE, reason="withholding at a call is judged by frames, which "
+                    "free-threaded builds cannot read (_frames.py): it runs on every GIL build")
 def test_kill_withheld_at_a_call_the_thread_then_blocks_in_still_lands(api, spawn):
     # kill() withholds ThreadKilled from a thread *running* at a call that may
     # be a lock's acquire.  If the thread then blocks in that very call, in a
@@ -150,8 +152,23 @@ def _core_wakes() -> bool:
     return bool(_core.WAKE_SUPPORTED)
 
 
+def test_inject_if_at_refuses_to_read_frames_on_free_threaded_builds(api, spawn):
+    # kill() does not call it there (_frames.py); a direct call must not
+    # read the running thread's frames
+    target = spawn(busy)
+    if _frames.READABLE:
+        frame = sys._current_frames()[target.thread.ident]
+        assert api.inject_if_at(target.thread, KeyError, frame, -1, 0, -1, 0) is False  # not at -1
+    else:
+        with pytest.raises(NotImplementedError, match="free-threaded"):
+            api.inject_if_at(target.thread, KeyError, None, 0, 0, -1, 0)
+    assert api.pending(target.thread) is None
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="waits through /proc for the thread "
                     "to block in read(); other platforms have no system-call state to compare")
+@pytest.mark.skipif(not _frames.READABLE, reason="reads the thread's frames, which free-threaded builds "
+                    "do not allow (_frames.py; the test above runs there); runs on every GIL build")
 def test_inject_if_at_schedules_only_where_the_thread_still_is(api, spawn):
     # kill()'s last step before scheduling: the thread must still be in the
     # state it was judged in (it could be back at an acquire by then)

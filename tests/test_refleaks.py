@@ -16,7 +16,7 @@ import tracemalloc
 import pytest
 from conftest import JOIN_TIMEOUT
 
-from threadinject import ThreadNotFoundError, _backends
+from threadinject import ThreadNotFoundError, _backends, _frames
 
 core = _backends.load("c")
 
@@ -96,20 +96,24 @@ def test_scheduling_calls_leak_nothing():
         core.cancel(target)
         core.inject(ident, instance)
         core.cancel(ident)
-        frame = sys._current_frames()[ident]
         tid = target.native_id
-        assert core._inject_if_at(target, instance, frame, frame.f_lasti, tid, -1, 0)
-        assert not core._inject_if_at(target, instance, frame, -1, tid, -1, 0)
-        assert not core._inject_if_at(target, instance, frame, frame.f_lasti, tid, 0, 12345)  # read()
-        core.cancel(target)
-        raises((TypeError,), core._inject_if_at, target, instance, frame, None, tid, -1, 0)
-        if core.WAKE_SUPPORTED:
-            # scheduled, the signal sent, the handler finds no such call (ip
-            # 0): withdrawn again
-            assert not core._inject_if_at(target, instance, frame, frame.f_lasti, tid, -1, 0, (0, 0, 0, 0))
-            raises((TypeError,), core._inject_if_at, target, instance, frame, frame.f_lasti, tid, -1, 0, (0,))
-            raises((OverflowError,), core._inject_if_at, target, instance, frame, frame.f_lasti, tid, -1, 0,
-                   (0, 2**64, 0, 0))
+        if not _frames.READABLE:
+            # refused before any frame is read (_frames.py)
+            raises((NotImplementedError,), core._inject_if_at, target, instance, None, 0, tid, -1, 0)
+        else:
+            frame = sys._current_frames()[ident]
+            assert core._inject_if_at(target, instance, frame, frame.f_lasti, tid, -1, 0)
+            assert not core._inject_if_at(target, instance, frame, -1, tid, -1, 0)
+            assert not core._inject_if_at(target, instance, frame, frame.f_lasti, tid, 0, 12345)  # read()
+            core.cancel(target)
+            raises((TypeError,), core._inject_if_at, target, instance, frame, None, tid, -1, 0)
+            if core.WAKE_SUPPORTED:
+                # scheduled, the signal sent, the handler finds no such call (ip
+                # 0): withdrawn again
+                here = (target, instance, frame, frame.f_lasti, tid, -1, 0)
+                assert not core._inject_if_at(*here, (0, 0, 0, 0))
+                raises((TypeError,), core._inject_if_at, *here, (0,))
+                raises((OverflowError,), core._inject_if_at, *here, (0, 2**64, 0, 0))
         assert core.pending(target) is None
         for args in ((None, Injected), (target, 1), (-1, Injected), (unknown, Injected)):
             raises((TypeError, ValueError, ThreadNotFoundError), core.inject, *args)

@@ -25,6 +25,7 @@ import threading
 import weakref
 from typing import Any
 
+from . import _frames
 from ._errors import ThreadNotFoundError
 from ._types import ExcArg, ThreadArg
 
@@ -204,7 +205,10 @@ def _inject_if_at(thread: ThreadArg, exc: ExcArg, frame: object, lasti: int,
     if wake is not None:
         raise NotImplementedError("the ctypes backend wakes no lock wait")
     _, ident = _target(thread, "_inject_if_at")
-    now = sys._current_frames().get(ident)
+    if not _frames.READABLE:
+        raise NotImplementedError(
+            "_inject_if_at(): on a free-threaded build another thread's frames cannot be read safely")
+    now = _frames.innermost(ident)
     if now is None or now is not frame or now.f_lasti != lasti:
         return False
     inject(thread, exc)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import math
 import sys
-import sysconfig
 import threading
 import time
 from typing import Callable, Protocol
 
+from . import _frames, _syscalls
 from ._errors import ThreadKilled, ThreadNotFoundError
 from ._types import CancelFn, InjectFn, InjectIfAtFn, KillFn, PendingFn, ThreadArg
-from ._wake import Judgement, WakeFn, WakeStatus, at_acquire_call
+from ._wake import MOVING, Judgement, WakeFn, WakeStatus, Withheld, still_as_seen, withhold_unseen
 
 __all__ = ["KillAtExitFn", "make_kill", "make_kill_at_exit"]
 
@@ -85,23 +85,70 @@ def _wait_until_in_run(thread: threading.Thread, deadline: float | None) -> None
     thread started by ...", and before the thread is registered it even
     breaks threading's bookkeeping (seen on free-threaded 3.13t, where the
     starter and the new thread truly run at once).  So kill() first waits for
-    the run() frame to be on the thread's stack.
+    the run() frame to be on the thread's stack; on free-threaded builds,
+    where the stack cannot be read, for a sign that run() was called.
     """
     if isinstance(thread, (threading._MainThread, threading._DummyThread)):  # type: ignore[attr-defined]
         return  # not started by threading.Thread.start(): no bootstrap, no run()
+    if not _frames.READABLE:
+        _wait_until_run_called(thread, deadline)
+        return
     run = getattr(type(thread).run, "__code__", None)
     if run is None:  # run() is not Python code: nothing to look for
         return
+    _poll(lambda: not thread.is_alive() or _frames.on_stack(thread.ident, run), deadline, 0.00005, 0.005)
 
-    def in_run() -> bool:
-        frame = sys._current_frames().get(thread.ident)  # type: ignore[arg-type]
-        while frame is not None:
-            if frame.f_code is run:
-                return True
-            frame = frame.f_back
+
+# How long kill() waits, on free-threaded builds, for a thread that has left
+# threading's registration to call run(): it is a few bytecodes away
+_RUN_CALL_WAIT = 0.02
+
+
+def _wait_until_run_called(thread: threading.Thread, deadline: float | None) -> None:
+    """_wait_until_in_run() without reading frames (free-threaded builds).
+
+    threading's bootstrap looks up ``self.run`` only after it has taken the
+    thread out of ``threading._limbo`` (Lib/threading.py, _bootstrap_inner,
+    3.9-3.15).  So run() is wrapped in an instance attribute that reports its
+    call: a thread still in _limbo once the wrapper is in place will call it.
+    One found already out of _limbo may have looked run() up before: it is
+    taken to be in run() if /proc shows it past those few bytecodes (it has
+    used CPU time that they do not take, or sits in a system call other
+    than a futex wait: none is made there), else given _RUN_CALL_WAIT
+    seconds to call the wrapper (README, Limits: the window left)."""
+    if not thread.is_alive():  # not started yet, or ended: kill() tells which
+        return
+    called = getattr(thread, "_threadinject_run_called", None)
+    if called is None:
+        called = threading.Event()
+        run = thread.run
+
+        def reporting_run() -> None:
+            called.set()
+            run()
+
+        thread._threadinject_run_called = called  # type: ignore[attr-defined]
+        thread.run = reporting_run  # type: ignore[method-assign]
+    if thread not in threading._limbo:  # type: ignore[attr-defined]
+        if _past_bootstrap(thread):
+            return
+        ambiguous = time.monotonic() + _RUN_CALL_WAIT
+        deadline = ambiguous if deadline is None else min(deadline, ambiguous)
+    _poll(lambda: not thread.is_alive() or called.is_set(), deadline, 0.00005, 0.005)
+
+
+def _past_bootstrap(thread: threading.Thread) -> bool:
+    """Whether /proc shows that `thread`, out of threading._limbo, has gone
+    past the bytecodes that lead from there to run() (Linux)."""
+    if not _syscalls.SUPPORTED or thread.native_id is None:
         return False
-
-    _poll(lambda: not thread.is_alive() or in_run(), deadline, 0.00005, 0.005)
+    try:
+        if _syscalls.cpu_ticks(thread.native_id) > 0:  # 10 ms and more: not threading's start-up
+            return True
+        blocked = _syscalls.blocked_call(thread.native_id)
+    except OSError:  # it is exiting
+        return True
+    return blocked is not None and blocked.number != _syscalls.FUTEX
 
 
 def _wait_ident_gone(ident: int, deadline: float | None, pending: PendingFn) -> bool:
@@ -113,7 +160,7 @@ def _wait_ident_gone(ident: int, deadline: float | None, pending: PendingFn) -> 
 
     def gone() -> bool:
         try:
-            return pending(ident) is None and ident not in sys._current_frames()
+            return pending(ident) is None and not _frames.runs_python(ident)
         except ThreadNotFoundError:
             return True
 
@@ -121,8 +168,8 @@ def _wait_ident_gone(ident: int, deadline: float | None, pending: PendingFn) -> 
 
 
 def _position(thread: threading.Thread) -> tuple[object, int] | None:
-    """Where the thread is: its innermost frame and instruction."""
-    frame = sys._current_frames().get(thread.ident)  # type: ignore[arg-type]
+    """Where the thread is: its innermost frame and instruction (GIL builds)."""
+    frame = _frames.innermost(thread.ident)
     return None if frame is None else (frame, frame.f_lasti)
 
 
@@ -139,7 +186,7 @@ def _past_call(thread: threading.Thread, position: tuple[object, int] | None) ->
     if position is None:
         return True
     waiting, lasti = position
-    frame = sys._current_frames().get(thread.ident)  # type: ignore[arg-type]
+    frame = _frames.innermost(thread.ident)
     while frame is not None and frame is not waiting:
         frame = frame.f_back
     return frame is None or frame.f_lasti > lasti
@@ -163,27 +210,16 @@ def _schedule_or_withhold(thread: threading.Thread, inject: InjectFn, inject_if_
     answer for the thread."""
     if judged.unsafe:
         return _position(thread)
-    if judged.frame is None:  # no Python code on its stack: at no call of its own
+    if judged.frame is None:
+        # no Python code on its stack (at no call of its own), or no frame
+        # to judge by (free-threaded builds: README, Limits)
         inject(thread, ThreadKilled)
         return None
     ending = () if judged.wake is None else (judged.wake,)
     if inject_if_at(thread, ThreadKilled, judged.frame, judged.lasti, thread.native_id or 0,
                     judged.syscall, judged.arg0, *ending):
         return None
-    now = _position(thread)
-    if _FREE_THREADED:
-        # The thread runs on while it is judged: insisting on the judged
-        # state would starve a running thread (seen: a busy thread never
-        # scheduled within 5 s).  Best effort there: judge by the call it is
-        # at now (README, Limits).
-        if now is not None and at_acquire_call(now[0]):  # type: ignore[arg-type]
-            return now
-        inject(thread, ThreadKilled)
-        return None
-    return now
-
-
-_FREE_THREADED = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+    return _position(thread)
 
 
 def _join_waking(thread: threading.Thread, deadline: float | None, wake: WakeFn,
@@ -244,6 +280,88 @@ def _join_waking(thread: threading.Thread, deadline: float | None, wake: WakeFn,
         pause = min(pause * 2, 0.005 if status in _SOON else 0.1)
 
 
+def _schedule_unseen(thread: threading.Thread, inject: InjectFn, pending: PendingFn, cancel: CancelFn,
+                     killed: ThreadKilled, withheld: Withheld | None) -> Withheld | None:
+    """Inject `killed` unless withhold_unseen() says it must wait (on a
+    free-threaded build); what it says, if so.
+
+    Not once it has been raised: a cancel() can come too late, once the
+    target has taken the exception and is raising it (free-threaded builds:
+    tests/test_inject.py), and a second one landing as the first unwinds
+    could skip the `finally` that releases a lock."""
+    if killed.__traceback__ is not None:  # raised: it is on its way out
+        return None
+    withheld, seen = withhold_unseen(thread, withheld)
+    if withheld is not None:
+        return withheld
+    inject(thread, killed)
+    if seen is not None:
+        # Judged by the call it sleeps in: it must not have left that call
+        # before the exception was there (this thread can be preempted
+        # between the two; seen under CPU load: a thread judged in its
+        # sleep had gone on to take a lock, and the kill landed right
+        # after the acquire).  Else withdrawn, to be judged afresh.
+        if still_as_seen(thread, seen) or not cancel(thread):
+            return None
+        try:
+            return Withheld(MOVING, *_syscalls.cpu_time(thread.native_id))  # type: ignore[arg-type]
+        except OSError:  # exiting
+            return None
+    # Judged running: until it lands, watch for the thread entering a futex
+    # wait instead, and withdraw it at once (a hand-over in between lands it
+    # right after acquire(): README, Limits).  A thread running Python code
+    # takes it within microseconds.
+    deadline = time.monotonic() + _LANDING_WATCH
+    while pending(thread) is not None and time.monotonic() < deadline:
+        now, _ = withhold_unseen(thread, None)
+        if now is not None and now.wait is not None:
+            return now if cancel(thread) else None
+    return None
+
+
+# How long kill() watches, on free-threaded builds, for a thread it has
+# scheduled the exception in to enter a lock wait instead of taking it
+_LANDING_WATCH = 0.002
+
+
+def _join_waking_unseen(thread: threading.Thread, deadline: float | None, wake: WakeFn,
+                        inject: InjectFn, pending: PendingFn, cancel: CancelFn) -> None:
+    """_join_waking() where no frame can be read (free-threaded builds).
+
+    The exception is scheduled only where it cannot land right after an
+    acquire() returned True, as far as /proc tells (withhold_unseen()); in
+    between, wake() ends the waits it can (system calls, Condition waits),
+    and one it finds in a lock wait after all is withdrawn again.  The
+    thread runs on while all this is read (no GIL): README, Limits says
+    what can still go wrong.
+    """
+    killed = ThreadKilled()  # one instance: whether it has been raised is seen on it
+    try:
+        withheld = _schedule_unseen(thread, inject, pending, cancel, killed, None)
+    except ThreadNotFoundError:
+        if not thread._started.is_set():  # type: ignore[attr-defined]
+            raise
+        return  # it finished before the exception could be scheduled
+    pause = 0.001
+    while thread.is_alive():
+        status = WakeStatus.NOT_BLOCKED
+        try:
+            if withheld is not None:
+                status = WakeStatus.UNSAFE_TO_LAND
+                withheld = _schedule_unseen(thread, inject, pending, cancel, killed, withheld)
+            else:
+                status = wake(thread).status
+                if status is WakeStatus.UNSAFE_TO_LAND and cancel(thread):
+                    withheld = _schedule_unseen(thread, inject, pending, cancel, killed, None)
+        except ThreadNotFoundError:  # it has just finished
+            pass
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            return  # a withheld kill stays withdrawn: nothing is left to land later
+        thread.join(pause if left is None else min(pause, left))
+        pause = min(pause * 2, 0.005 if status in _SOON else 0.1)
+
+
 # statuses after which the thread may move on any moment: poll every few ms
 _SOON = (WakeStatus.WOKEN, WakeStatus.NOT_BLOCKED, WakeStatus.NOTHING_PENDING, WakeStatus.UNSAFE_TO_LAND)
 
@@ -278,6 +396,9 @@ def make_kill(inject: InjectFn, pending: PendingFn, cancel: CancelFn, wake: Wake
             raise ThreadKilled()
         if target is not None:
             _wait_until_in_run(target, deadline)
+        if target is not None and not isinstance(target, threading._DummyThread) and not _frames.READABLE:
+            _join_waking_unseen(target, deadline, wake, inject, pending, cancel)
+            return not target.is_alive()
         withheld_at = None
         try:
             if target is None:

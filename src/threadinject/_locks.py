@@ -76,6 +76,8 @@ class LockWait(NamedTuple):
     """Parked: the entry's word that must still name this lock when the
     signal arrives (0: none needed, the futex word is the lock's own)."""
     guard_value: int
+    lock_id: int
+    """id() of the lock object waited on."""
 
     @property
     def wakeable(self) -> bool:
@@ -201,7 +203,7 @@ def identify(frame: FrameType | None, blocked: _syscalls.Blocked) -> LockWait | 
             if key is None:
                 continue
             if _syscalls.read_word(key - layout.mutex_offset + layout.type_offset) == id(lock_type):
-                return LockWait(name, True, timed, guard, key)
+                return LockWait(name, True, timed, guard, key, key - layout.mutex_offset)
             continue
         if candidates is None:
             candidates = _reachable(frame) if frame is not None else []
@@ -209,5 +211,5 @@ def identify(frame: FrameType | None, blocked: _syscalls.Blocked) -> LockWait | 
             if type(candidate) is lock_type and (
                 _syscalls.read_word(id(candidate) + layout.offset) == blocked.arg0
             ):
-                return LockWait(name, False, timed, 0, 0)
+                return LockWait(name, False, timed, 0, 0, id(candidate))
     return None

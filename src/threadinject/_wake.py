@@ -24,21 +24,27 @@ blocked in a wait does not.  wake() ends two kinds of waits:
   receive the exception when the lock is handed over (DEFERRED) wherever
   waking it would let the block's ``__exit__`` release the holder's lock.
 
+On free-threaded builds no frame is read (_frames.py): a Condition wait is
+found from the lock the thread is parked on, in the queue of a Condition
+that gc.get_objects() lists; any other futex wait is UNSAFE_TO_LAND.
+
 Other waits (``Thread.join``, ``accept``, ``connect``...) are reported by
 name as not supported.
 """
 
 from __future__ import annotations
 
+import collections
 import dis
 import enum
 import functools
+import gc
 import sys
 import threading
 from types import CodeType, FrameType, ModuleType
-from typing import NamedTuple, Protocol
+from typing import Callable, NamedTuple, Protocol
 
-from . import _landing, _locks, _syscalls
+from . import _frames, _landing, _locks, _syscalls
 from ._errors import ThreadNotFoundError
 from ._types import PendingFn, ThreadArg
 
@@ -62,11 +68,14 @@ class WakeStatus(enum.Enum):
     the exception lands when the lock is handed over."""
     UNSAFE_TO_LAND = "unsafe to land"
     """The thread waits in a bare ``acquire()`` that cannot be ended silently
-    here (an untimed wait on CPython's semaphore, README).  Left pending, the
-    exception would land right after the acquire succeeds, before the ``try``
-    that releases the lock: the lock would stay held by a dead thread.
-    kill() withdraws it while the thread waits there and raises it again once
-    the thread has moved past the call."""
+    here (an untimed wait on CPython's semaphore, README), or, on a
+    free-threaded build, in a futex wait that is no Condition's (no frame
+    tells a lock's bare acquire(), a with statement's or anything else
+    apart there).  Left pending, the exception could land right after the
+    acquire succeeds, before the ``try`` that releases the lock: the lock
+    would stay held by a dead thread.  kill() withdraws it while the thread
+    waits there and raises it again once the thread has moved past the
+    call."""
     UNSUPPORTED_CALL = "unsupported call"
     """The thread waits in a call this release cannot end (`call` names it)."""
     FOREIGN_CODE = "foreign code"
@@ -108,17 +117,16 @@ def _waiting_frame(frame: FrameType | None) -> FrameType | None:
     return None
 
 
-def _release_waiter(frame: FrameType) -> WakeResult:
-    # Reading another thread's frame locals: it is blocked in (or on its way
-    # to) waiter.acquire(), so they do not change under us.
-    cond = frame.f_locals.get("self")
+def _release_waiter(cond: object, find_waiter: Callable[[threading.Condition], object]) -> WakeResult:
+    """Release the waiter lock find_waiter(cond) names, as notify() would,
+    holding the condition's lock; no other waiter is affected."""
     if not isinstance(cond, threading.Condition) or not cond.acquire(True, _LOCK_TIMEOUT):
         return WakeResult(WakeStatus.NOT_BLOCKED, "threading.Condition.wait")
     try:
-        # Holding the condition's lock, as notify() does.  Read the waiter
-        # only now: until wait() queues it and releases this lock, it is not
-        # there yet.
-        waiter = frame.f_locals.get("waiter")
+        # Holding the condition's lock, as notify() does: no notify() can
+        # choose the waiter meanwhile, and until wait() has queued it and
+        # released this lock, it is not there to find.
+        waiter = find_waiter(cond)
         try:
             cond._waiters.remove(waiter)  # type: ignore[attr-defined]
         except ValueError:
@@ -128,10 +136,75 @@ def _release_waiter(frame: FrameType) -> WakeResult:
             # wake-up would make another waiter return True), so nothing is
             # done; see README, Limits.
             return WakeResult(WakeStatus.NOT_BLOCKED, "threading.Condition.wait")
-        waiter.release()  # type: ignore[union-attr]  # it was queued: a lock
+        waiter.release()  # type: ignore[attr-defined]  # it was queued: a lock
         return WakeResult(WakeStatus.WOKEN, "threading.Condition.wait")
     finally:
         cond.release()
+
+
+def _waiter_in_frame(frame: FrameType) -> WakeResult:
+    """Wake the thread blocked in the Condition.wait running in `frame`."""
+    # Reading another thread's frame locals (GIL builds only): it is blocked
+    # in (or on its way to) waiter.acquire(), so they do not change under us.
+    return _release_waiter(frame.f_locals.get("self"), lambda _: frame.f_locals.get("waiter"))
+
+
+def _condition_queueing(lock_id: int) -> threading.Condition | None:
+    """The Condition whose queue holds the lock object `lock_id`, if any."""
+    for candidate in gc.get_objects():
+        if isinstance(candidate, threading.Condition):
+            waiters = vars(candidate).get("_waiters")
+            if not isinstance(waiters, collections.deque):
+                continue
+            # iterated in place: deque.copy() was seen to take 100+ ms each
+            # on 3.13t under load (2.7 s for one search), and a queue that
+            # changes meanwhile is no lock this thread is still parked on
+            # unqueued (a wait() queues its waiter before it blocks)
+            try:
+                if any(id(w) == lock_id for w in waiters):
+                    return candidate
+            except RuntimeError:  # "deque mutated during iteration"
+                continue
+    return None
+
+
+def _queued_waiter(blocked: _syscalls.Blocked) -> tuple[_locks.LockWait, threading.Condition] | None:
+    """The lock wait and the Condition, if `blocked` (a futex wait) is
+    parked on a lock that a Condition has queued as its waiter."""
+    wait = _locks.identify(None, blocked)
+    cond = None if wait is None or not wait.parked else _condition_queueing(wait.lock_id)
+    return None if wait is None or cond is None else (wait, cond)
+
+
+def _wake_unseen_futex(native_id: int, blocked: _syscalls.Blocked) -> WakeResult:
+    """Free-threaded builds, where no frame says what a futex wait is for:
+    end it if it is parked on a lock that a Condition has queued as its
+    waiter (Event.wait, Queue.get...).  Any other may be a lock wait where
+    the exception must not land (a bare acquire, or a with statement that
+    would release the holder's lock): UNSAFE_TO_LAND."""
+    queued = _queued_waiter(blocked)
+    if queued is None:
+        name = getattr(_locks.identify(None, blocked), "name", "futex")
+        return WakeResult(WakeStatus.UNSAFE_TO_LAND, f"{name} (free-threaded build: no frame to judge it by)")
+    wait, cond = queued
+
+    def still_parked_on(cond: threading.Condition) -> object:
+        # Under the condition's lock: the lock queued there at that address
+        # is the one the thread waits on, if the thread is still parked on
+        # the lock at that address (an address is one live object's), as its
+        # system call and parking-lot entry show.
+        # (no notify(), wait() or removal changes the queue while we hold
+        # the condition's lock: iterated in place)
+        queued = next((w for w in cond._waiters if id(w) == wait.lock_id), None)  # type: ignore[attr-defined]
+        try:
+            now = _syscalls.blocked_call(native_id)
+        except OSError:  # exiting
+            return None
+        if now is None or now.number != blocked.number or now.arg0 != blocked.arg0:
+            return None
+        return queued if _syscalls.read_word(wait.guard_addr) == wait.guard_value else None
+
+    return _release_waiter(cond, still_parked_on)
 
 
 def _send(core: ModuleType, native_id: int, name: str, blocked: _syscalls.Blocked, result: int,
@@ -245,6 +318,10 @@ def unsafe_to_land(thread: threading.Thread, core: ModuleType | None) -> Judgeme
     its way back from a wait that has just succeeded (an exception scheduled
     then lands at that call's return, holding the lock).
     """
+    if not _frames.READABLE:
+        # free-threaded: no frame to judge by, and the thread runs on while
+        # judged anyway; the exception is scheduled as it is (README, Limits)
+        return Judgement(False, None, -1)
     # /proc first, the frames after: reading /proc lets the GIL go, and a
     # running thread moves on meanwhile; read in this order, the frame is
     # the one the thread is at when _inject_if_at() checks it, a few
@@ -261,7 +338,7 @@ def unsafe_to_land(thread: threading.Thread, core: ModuleType | None) -> Judgeme
                 signal_blocked = _syscalls.signal_blocked(thread.native_id, _syscalls.chosen_signal())
         except OSError as exc:  # the task is exiting
             blocked = exc
-    frame = sys._current_frames().get(thread.ident) if thread.ident is not None else None
+    frame = _frames.innermost(thread.ident)
     lasti = frame.f_lasti if frame is not None else -1
     if frame is None or _waiting_frame(frame) is not None:
         # no Python code, a Condition wait (its waiter lock is wake()'s to
@@ -285,6 +362,123 @@ def unsafe_to_land(thread: threading.Thread, core: ModuleType | None) -> Judgeme
         return Judgement(signal_blocked, frame, lasti, blocked.number, blocked.arg0, ending)
     # a lock wait wake() defers is safe
     return Judgement(verdict.status is WakeStatus.UNSAFE_TO_LAND, frame, lasti, blocked.number, blocked.arg0)
+
+
+#: Which futex wait a thread is in: its futex word and how often it had
+#: blocked by then (a new wait on the same word counts one more)
+WaitId = tuple[int, int]
+
+
+class Seen(NamedTuple):
+    """What /proc showed of a thread, consistently (free-threaded builds)."""
+
+    blocked: _syscalls.Blocked | None
+    """The system call it sleeps in; None: running (or moving, see below)."""
+    switches: int
+    """How often it had blocked by then (voluntary context switches): a new
+    wait, even in the same call, counts one more.  -1: it kept blocking and
+    waking while it was read (MOVING)."""
+
+    @property
+    def wait(self) -> WaitId | None:
+        """Which futex wait it is in, if any (MOVING counts as one)."""
+        if self.switches < 0:
+            return MOVING
+        if self.blocked is None or self.blocked.number != _syscalls.FUTEX:
+            return None
+        return (self.blocked.arg0, self.switches)
+
+
+#: Seen.wait of a thread that kept blocking and waking while it was read:
+#: taken for a futex wait, never for a running thread
+MOVING: WaitId = (0, -1)
+
+
+def _seen(thread: threading.Thread) -> Seen | None:
+    """What /proc shows of `thread`; None if it tells nothing (not Linux
+    x86-64, or the task is exiting)."""
+    if not _syscalls.SUPPORTED or thread.native_id is None:
+        return None
+    for _ in range(3):
+        try:
+            # the count on both sides of the call's read: equal, they
+            # belong to the wait that read saw
+            before = _syscalls.voluntary_switches(thread.native_id)
+            blocked = _syscalls.blocked_call(thread.native_id)
+            after = _syscalls.voluntary_switches(thread.native_id)
+        except OSError:
+            return None
+        if before == after:
+            return Seen(blocked, after)
+    return Seen(None, -1)
+
+
+def still_as_seen(thread: threading.Thread, seen: Seen) -> bool:
+    """Whether `thread` still sleeps in the very system call it was `seen`
+    in: it has not returned from it since (no new wait counted)."""
+    now = _seen(thread)
+    return (now is not None and seen.blocked is not None and now.blocked is not None
+            and seen.switches >= 0 and now.switches == seen.switches
+            and now.blocked.number == seen.blocked.number and now.blocked.arg0 == seen.blocked.arg0)
+
+
+class Withheld(NamedTuple):
+    """Why kill() withholds its exception from a thread, on a free-threaded
+    build (withhold_unseen())."""
+
+    wait: WaitId | None
+    """The futex wait the thread was last seen in; None: seen running."""
+    cpu_ns: int
+    """The CPU time it had used then (when first seen running, if so)."""
+    resolution_ns: int
+
+
+#: CPU time a thread must use outside futex waits before kill() takes it to
+#: be past any acquire() call.  Seeing it merely out of a lock wait is not
+#: enough: a woken thread can be preempted on the way to the check after
+#: the call, or park again within the same acquire() (Python/lock.c
+#: retries); and before it parks, a free-threaded PyMutex spins, calling
+#: sched_yield() up to 40 times (MAX_SPIN_COUNT, Python/lock.c, 3.13):
+#: CPU time spent inside acquire() with no futex wait, 0.2 ms of it seen
+#: under load.  A kill scheduled in any of these lands right after
+#: acquire() returned True (stress runs on 3.13t with more threads than
+#: cores left locks held all three ways).  20 ms is a hundred times that.
+PAST_CALL_CPU_NS = 20_000_000
+
+
+def withhold_unseen(thread: threading.Thread, withheld: Withheld | None
+                    ) -> tuple[Withheld | None, Seen | None]:
+    """Free-threaded builds, no frame to read: whether an exception
+    scheduled in `thread` now could land right after an acquire() call
+    returned True.  `withheld`: this function's last answer.
+
+    Returns (why it could, None), or (None, what the answer relied on: the
+    call the thread sleeps in, for the caller to check it is still there
+    once the exception is scheduled; None if it relied on CPU time or on
+    nothing).  Safe: a Condition's waiter (wake() ends it), another system
+    call (no acquire() is on the way back from one), or running after using
+    PAST_CALL_CPU_NS since it was last seen in a futex wait (or first seen
+    running).  Any other futex wait may be a lock's: withheld."""
+    seen = _seen(thread)
+    if seen is None:
+        return None, None  # nothing to judge by (README, Limits)
+    wait = seen.wait
+    if wait is None and seen.blocked is not None:
+        return None, seen
+    try:
+        cpu_ns, resolution_ns = _syscalls.cpu_time(thread.native_id)  # type: ignore[arg-type]
+    except OSError:  # the task is exiting
+        return None, None
+    if wait is None:
+        if withheld is None:
+            return Withheld(None, cpu_ns, resolution_ns), None
+        if cpu_ns - withheld.cpu_ns >= max(PAST_CALL_CPU_NS, 2 * withheld.resolution_ns):
+            return None, None
+        return withheld, None
+    if (withheld is None or wait != withheld.wait) and seen.blocked is not None \
+            and _queued_waiter(seen.blocked):
+        return None, seen  # searched once per wait: the search reads every object
+    return Withheld(wait, cpu_ns, resolution_ns), None
 
 
 def at_acquire_call(frame: FrameType | None) -> bool:
@@ -366,17 +560,21 @@ def make_wake(pending: PendingFn, core: ModuleType | None) -> WakeFn:
         # call is still the one /proc showed.  One snapshot of the frames
         # serves every decision below.
         blocked = _blocked_call_of(target)
-        frame = sys._current_frames().get(ident)
+        frame = _frames.innermost(ident)  # None on free-threaded builds
         waiting = _waiting_frame(frame)
         if waiting is not None and waiting.f_code is _CONDITION_WAIT:
-            return _release_waiter(waiting)
+            return _waiter_in_frame(waiting)
         if waiting is not None:
             # Thread.join is never woken: on 3.9-3.12 a join woken early
             # leaves the joined thread reporting is_alive() False while it runs
             return WakeResult(WakeStatus.UNSUPPORTED_CALL, "threading.Thread.join")
         if isinstance(blocked, WakeResult):
             return blocked
-        assert target is not None  # _blocked_call_of() found its call
+        assert target is not None and target.native_id is not None  # _blocked_call_of() found its call
+        if not _frames.READABLE and _syscalls.SUPPORTED and blocked.number == _syscalls.FUTEX:
+            # told from /proc and memory alone, and a Condition's waiter is
+            # released in Python: the same for either backend
+            return _wake_unseen_futex(target.native_id, blocked)
         return _wake_syscall(target, frame, blocked, core)
 
     return wake
