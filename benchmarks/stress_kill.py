@@ -202,11 +202,11 @@ TRACE: weakref.WeakKeyDictionary[threading.Thread, list[str]] = weakref.WeakKeyD
 
 def install_trace() -> None:
     """Rebuild threadinject.kill on primitives that record what they answer."""
-    from threadinject import _impl, _kill, _unsafe_to_land  # type: ignore[attr-defined]
+    from threadinject import _frames, _impl, _kill, _unsafe_to_land  # type: ignore[attr-defined]
 
     def recorded(name: str, fn: Callable[..., object]) -> Callable[..., object]:
         def call(thread: threading.Thread, *rest: object) -> object:
-            frame = sys._current_frames().get(thread.ident)  # type: ignore[arg-type]
+            frame = _frames.innermost(thread.ident)  # None on free-threaded builds
             where = f"{frame.f_code.co_name}:{frame.f_lineno}@{frame.f_lasti}" if frame else "-"
             result = fn(thread, *rest)
             TRACE.setdefault(thread, []).append(f"{time.monotonic():.4f} {name} at {where} -> {result!r}")
@@ -233,6 +233,13 @@ def diagnose(stuck: threading.Thread) -> None:
         except OSError:
             blocked = None
         print(f"  {thread.name} {thread.native_id}: {blocked}", flush=True)
+    alive = {t.ident for t in threading.enumerate()}
+    for name, shared in (("Lock", SHARED_LOCK), ("RLock", SHARED_RLOCK)):
+        owner = INSIDE[shared]
+        state = "alive" if owner in alive else "ended"
+        print(f"  shared {name}: last entered by {owner} ({state})", flush=True)
+    print("  lock workers' last landings:\n    " + "\n    ".join(LANDINGS), flush=True)
+    print("  ... at an acquire() call:\n    " + "\n    ".join(AT_ACQUIRE), flush=True)
     faulthandler.dump_traceback(all_threads=True)
 
 
