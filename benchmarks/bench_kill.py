@@ -80,8 +80,15 @@ def calls() -> dict[str, Callable[[], Callable[[], object]]]:
     found = {"time.sleep": sleep, "socket.recv": recv, "os.read": pipe_read,
              "select.select": select_, "selectors": selector, "Event.wait": event,
              "Queue.get": queue_get, "Lock(timeout)": lock_timed, "RLock(timeout)": rlock_timed}
+    from threadinject import _frames, _locks
+
+    if not _frames.READABLE:
+        # free-threaded builds wake no lock wait (README, Limits): a kill
+        # there lands once the holder releases, which it never does here
+        for name in ("Lock(timeout)", "RLock(timeout)"):
+            del found[name]
+        return found
     # untimed acquires are woken only in CPython's parking lot (README, wake)
-    from threadinject import _locks
 
     parked = {name: layout.parked and not _locks.CPYTHON_ASSERTS
               for name, layout in _locks.layouts().values()}

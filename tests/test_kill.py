@@ -158,7 +158,7 @@ def test_inject_if_at_refuses_to_read_frames_on_free_threaded_builds(api, spawn)
     target = spawn(busy)
     if _frames.READABLE:
         frame = sys._current_frames()[target.thread.ident]
-        assert api.inject_if_at(target.thread, KeyError, frame, -1, 0, -1, 0) is False  # not at -1
+        assert api.inject_if_at(target.thread, KeyError, frame, 10**6, 0, -1, 0) is False  # not there
     else:
         with pytest.raises(NotImplementedError, match="free-threaded"):
             api.inject_if_at(target.thread, KeyError, None, 0, 0, -1, 0)
