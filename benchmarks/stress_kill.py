@@ -225,8 +225,11 @@ def diagnose(stuck: threading.Thread) -> None:
 
     from threadinject import _syscalls
 
-    print(f"DIAGNOSIS of {stuck.name} ({stuck.native_id}): pending {threadinject.pending(stuck)!r}, "
-          f"wake(): {threadinject.wake(stuck)}", flush=True)
+    try:
+        state = f"pending {threadinject.pending(stuck)!r}, wake(): {threadinject.wake(stuck)}"
+    except threadinject.ThreadNotFoundError:
+        state = "ended since: the kill was slow, not stuck"
+    print(f"DIAGNOSIS of {stuck.name} ({stuck.native_id}): {state}", flush=True)
     for thread in threading.enumerate():
         try:
             blocked = _syscalls.blocked_call(thread.native_id)  # type: ignore[arg-type]
