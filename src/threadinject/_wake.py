@@ -168,12 +168,10 @@ def _condition_queueing(lock_id: int) -> threading.Condition | None:
     return None
 
 
-def _queued_waiter(blocked: _syscalls.Blocked) -> tuple[_locks.LockWait, threading.Condition] | None:
-    """The lock wait and the Condition, if `blocked` (a futex wait) is
-    parked on a lock that a Condition has queued as its waiter."""
-    wait = _locks.identify(None, blocked)
-    cond = None if wait is None or not wait.parked else _condition_queueing(wait.lock_id)
-    return None if wait is None or cond is None else (wait, cond)
+def _queued_in(wait: _locks.LockWait | None) -> threading.Condition | None:
+    """The Condition that has queued the lock of `wait` (a lock wait
+    _locks.identify() found, parked) as its waiter, if any."""
+    return _condition_queueing(wait.lock_id) if wait is not None and wait.parked else None
 
 
 def _wake_unseen_futex(native_id: int, blocked: _syscalls.Blocked) -> WakeResult:
@@ -182,11 +180,11 @@ def _wake_unseen_futex(native_id: int, blocked: _syscalls.Blocked) -> WakeResult
     waiter (Event.wait, Queue.get...).  Any other may be a lock wait where
     the exception must not land (a bare acquire, or a with statement that
     would release the holder's lock): UNSAFE_TO_LAND."""
-    queued = _queued_waiter(blocked)
-    if queued is None:
-        name = getattr(_locks.identify(None, blocked), "name", "futex")
+    wait = _locks.identify(None, blocked)
+    cond = _queued_in(wait)
+    if wait is None or cond is None:
+        name = "futex" if wait is None else wait.name
         return WakeResult(WakeStatus.UNSAFE_TO_LAND, f"{name} (free-threaded build: no frame to judge it by)")
-    wait, cond = queued
 
     def still_parked_on(cond: threading.Condition) -> object:
         # Under the condition's lock: the lock queued there at that address
@@ -476,7 +474,7 @@ def withhold_unseen(thread: threading.Thread, withheld: Withheld | None
             return None, None
         return withheld, None
     if (withheld is None or wait != withheld.wait) and seen.blocked is not None \
-            and _queued_waiter(seen.blocked):
+            and _queued_in(_locks.identify(None, seen.blocked)) is not None:
         return None, seen  # searched once per wait: the search reads every object
     return Withheld(wait, cpu_ns, resolution_ns), None
 
