@@ -273,10 +273,8 @@ def _join_waking(thread: threading.Thread, deadline: float | None, wake: WakeFn,
             status = WakeStatus.SIGNAL_BLOCKED
         except ThreadNotFoundError:  # it has just finished
             pass
-        left = None if deadline is None else deadline - time.monotonic()
-        if left is not None and left <= 0:
+        if not _join_a_while(thread, deadline, pause):
             return  # a withheld kill stays withdrawn: nothing is left to land later
-        thread.join(pause if left is None else min(pause, left))
         pause = min(pause * 2, 0.005 if status in _SOON else 0.1)
 
 
@@ -355,11 +353,19 @@ def _join_waking_unseen(thread: threading.Thread, deadline: float | None, wake: 
                     withheld = _schedule_unseen(thread, inject, pending, cancel, killed, None)
         except ThreadNotFoundError:  # it has just finished
             pass
-        left = None if deadline is None else deadline - time.monotonic()
-        if left is not None and left <= 0:
+        if not _join_a_while(thread, deadline, pause):
             return  # a withheld kill stays withdrawn: nothing is left to land later
-        thread.join(pause if left is None else min(pause, left))
         pause = min(pause * 2, 0.005 if status in _SOON else 0.1)
+
+
+def _join_a_while(thread: threading.Thread, deadline: float | None, pause: float) -> bool:
+    """Join `thread` for `pause` seconds, or until `deadline`; False if the
+    deadline had passed already."""
+    left = None if deadline is None else deadline - time.monotonic()
+    if left is not None and left <= 0:
+        return False
+    thread.join(pause if left is None else min(pause, left))
+    return True
 
 
 # statuses after which the thread may move on any moment: poll every few ms
