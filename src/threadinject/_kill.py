@@ -10,6 +10,7 @@ from typing import Callable, Protocol
 
 from . import _frames, _syscalls
 from ._errors import ThreadKilled, ThreadNotFoundError
+from ._locks import LockWait
 from ._types import CancelFn, InjectFn, InjectIfAtFn, KillFn, PendingFn, ThreadArg
 from ._wake import MOVING, Judgement, WakeFn, WakeStatus, Withheld, still_as_seen, withhold_unseen
 
@@ -279,7 +280,8 @@ def _join_waking(thread: threading.Thread, deadline: float | None, wake: WakeFn,
 
 
 def _schedule_unseen(thread: threading.Thread, inject: InjectFn, pending: PendingFn, cancel: CancelFn,
-                     killed: ThreadKilled, withheld: Withheld | None) -> Withheld | None:
+                     killed: ThreadKilled, withheld: Withheld | None,
+                     searched: dict[int, LockWait | None]) -> Withheld | None:
     """Inject `killed` unless withhold_unseen() says it must wait (on a
     free-threaded build); what it says, if so.
 
@@ -289,7 +291,7 @@ def _schedule_unseen(thread: threading.Thread, inject: InjectFn, pending: Pendin
     could skip the `finally` that releases a lock."""
     if killed.__traceback__ is not None:  # raised: it is on its way out
         return None
-    withheld, seen = withhold_unseen(thread, withheld)
+    withheld, seen = withhold_unseen(thread, withheld, searched)
     if withheld is not None:
         return withheld
     inject(thread, killed)
@@ -311,7 +313,7 @@ def _schedule_unseen(thread: threading.Thread, inject: InjectFn, pending: Pendin
     # takes it within microseconds.
     deadline = time.monotonic() + _LANDING_WATCH
     while pending(thread) is not None and time.monotonic() < deadline:
-        now, _ = withhold_unseen(thread, None)
+        now, _ = withhold_unseen(thread, None, searched)
         if now is not None and now.wait is not None:
             return now if cancel(thread) else None
     return None
@@ -334,8 +336,9 @@ def _join_waking_unseen(thread: threading.Thread, deadline: float | None, wake: 
     what can still go wrong.
     """
     killed = ThreadKilled()  # one instance: whether it has been raised is seen on it
+    searched: dict[int, LockWait | None] = {}  # futex words searched for a lock
     try:
-        withheld = _schedule_unseen(thread, inject, pending, cancel, killed, None)
+        withheld = _schedule_unseen(thread, inject, pending, cancel, killed, None, searched)
     except ThreadNotFoundError:
         if not thread._started.is_set():  # type: ignore[attr-defined]
             raise
@@ -346,11 +349,11 @@ def _join_waking_unseen(thread: threading.Thread, deadline: float | None, wake: 
         try:
             if withheld is not None:
                 status = WakeStatus.UNSAFE_TO_LAND
-                withheld = _schedule_unseen(thread, inject, pending, cancel, killed, withheld)
+                withheld = _schedule_unseen(thread, inject, pending, cancel, killed, withheld, searched)
             else:
                 status = wake(thread).status
                 if status is WakeStatus.UNSAFE_TO_LAND and cancel(thread):
-                    withheld = _schedule_unseen(thread, inject, pending, cancel, killed, None)
+                    withheld = _schedule_unseen(thread, inject, pending, cancel, killed, None, searched)
         except ThreadNotFoundError:  # it has just finished
             pass
         if not _join_a_while(thread, deadline, pause):

@@ -43,6 +43,7 @@ and ``__exit__`` releases the thread's own acquisition.
 
 from __future__ import annotations
 
+import gc
 import sysconfig
 import threading
 import time
@@ -51,7 +52,7 @@ from typing import Any, Callable, NamedTuple
 
 from . import _syscalls
 
-__all__ = ["LockWait", "identify"]
+__all__ = ["LockWait", "identify", "identify_unseen"]
 
 _ETIMEDOUT = 110
 
@@ -187,6 +188,30 @@ def _reachable(frame: FrameType) -> list[object]:
             found.extend(list(attributes.values()))
     found.extend(list(frame.f_globals.values()))
     return found
+
+
+def identify_unseen(blocked: _syscalls.Blocked, searched: dict[int, LockWait | None]) -> LockWait | None:
+    """identify() where no frame can be read (free-threaded builds): a
+    semaphore wait is matched against every lock object of a semaphore
+    layout (the C RLock of 3.13, which the gc tracks) that gc.get_objects()
+    lists, once per futex word.  `searched`: what earlier calls of the same
+    caller found for each futex word they searched (None: no lock's: the
+    word of tracemalloc's lock, an io buffer's...); the caller keeps it only
+    as long as a word is unlikely to be freed and taken by a new lock (one
+    kill())."""
+    found = identify(None, blocked)  # parked: exact, and cheap
+    if found is not None or blocked.number != _syscalls.FUTEX:
+        return found
+    if blocked.arg0 not in searched:
+        semaphores = {lock_type: (name, layout) for lock_type, (name, layout) in layouts().items()
+                      if not layout.parked}
+        searched[blocked.arg0] = next(
+            (LockWait(semaphores[type(o)][0], False, False, 0, 0, id(o)) for o in gc.get_objects()
+             if type(o) in semaphores
+             and _syscalls.read_word(id(o) + semaphores[type(o)][1].offset) == blocked.arg0),
+            None) if semaphores else None
+    found = searched[blocked.arg0]
+    return None if found is None else found._replace(timed=blocked.args[3] != 0)
 
 
 def identify(frame: FrameType | None, blocked: _syscalls.Blocked) -> LockWait | None:

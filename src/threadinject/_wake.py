@@ -376,6 +376,8 @@ class Seen(NamedTuple):
     """How often it had blocked by then (voluntary context switches): a new
     wait, even in the same call, counts one more.  -1: it kept blocking and
     waking while it was read (MOVING)."""
+    sampled: tuple[_syscalls.Blocked, ...] = ()
+    """MOVING: the futex waits those reads caught it in."""
 
     @property
     def wait(self) -> WaitId | None:
@@ -397,6 +399,7 @@ def _seen(thread: threading.Thread) -> Seen | None:
     x86-64, or the task is exiting)."""
     if not _syscalls.SUPPORTED or thread.native_id is None:
         return None
+    sampled = []
     for _ in range(3):
         try:
             # the count on both sides of the call's read: equal, they
@@ -408,7 +411,21 @@ def _seen(thread: threading.Thread) -> Seen | None:
             return None
         if before == after:
             return Seen(blocked, after)
-    return Seen(None, -1)
+        if blocked is not None and blocked.number == _syscalls.FUTEX:
+            sampled.append(blocked)
+    for _ in range(_MOVING_SAMPLES):  # a few more looks at what it keeps blocking in
+        try:
+            blocked = _syscalls.blocked_call(thread.native_id)
+        except OSError:
+            return None
+        if blocked is not None and blocked.number == _syscalls.FUTEX:
+            sampled.append(blocked)
+    return Seen(None, -1, tuple(sampled))
+
+
+#: How many more times _seen() reads the system call of a thread that keeps
+#: blocking and waking
+_MOVING_SAMPLES = 5
 
 
 def still_as_seen(thread: threading.Thread, seen: Seen) -> bool:
@@ -425,7 +442,8 @@ class Withheld(NamedTuple):
     build (withhold_unseen())."""
 
     wait: WaitId | None
-    """The futex wait the thread was last seen in; None: seen running."""
+    """The Lock or RLock wait the thread was last seen in; None: seen
+    running (or in another futex wait)."""
     cpu_ns: int
     """The CPU time it had used then (when first seen running, if so)."""
     resolution_ns: int
@@ -444,29 +462,42 @@ class Withheld(NamedTuple):
 PAST_CALL_CPU_NS = 20_000_000
 
 
-def withhold_unseen(thread: threading.Thread, withheld: Withheld | None
-                    ) -> tuple[Withheld | None, Seen | None]:
+def withhold_unseen(thread: threading.Thread, withheld: Withheld | None,
+                    searched: dict[int, _locks.LockWait | None]) -> tuple[Withheld | None, Seen | None]:
     """Free-threaded builds, no frame to read: whether an exception
     scheduled in `thread` now could land right after an acquire() call
-    returned True.  `withheld`: this function's last answer.
+    returned True.  `withheld`: this function's last answer; `searched`:
+    kept by the caller for _locks.identify_unseen().
 
     Returns (why it could, None), or (None, what the answer relied on: the
     call the thread sleeps in, for the caller to check it is still there
     once the exception is scheduled; None if it relied on CPU time or on
     nothing).  Safe: a Condition's waiter (wake() ends it), another system
     call (no acquire() is on the way back from one), or running after using
-    PAST_CALL_CPU_NS since it was last seen in a futex wait (or first seen
-    running).  Any other futex wait may be a lock's: withheld."""
+    PAST_CALL_CPU_NS since it was last seen in a Lock or RLock wait (or
+    first seen).  Futex waits of no Lock or RLock (tracemalloc's lock, an io
+    buffer's, a contended dict's) count as running: a thread contending for
+    them all the time was never killed (stress runs with --tracemalloc).
+    A thread that kept blocking and waking while it was read is judged by
+    the futex waits those reads caught it in (caught in none, as running: a
+    thread contending for a Lock spends most of its time parked)."""
     seen = _seen(thread)
     if seen is None:
         return None, None  # nothing to judge by (README, Limits)
-    wait = seen.wait
-    if wait is None and seen.blocked is not None:
+    if seen.blocked is not None and seen.blocked.number != _syscalls.FUTEX:
         return None, seen
     try:
         cpu_ns, resolution_ns = _syscalls.cpu_time(thread.native_id)  # type: ignore[arg-type]
     except OSError:  # the task is exiting
         return None, None
+    wait = seen.wait
+    lock_wait = None
+    if wait is not None:
+        caught = (seen.blocked,) if seen.blocked is not None else seen.sampled
+        lock_wait = next((found for found in (_locks.identify_unseen(b, searched) for b in caught)
+                          if found is not None), None)
+        if lock_wait is None:
+            wait = None
     if wait is None:
         if withheld is None:
             return Withheld(None, cpu_ns, resolution_ns), None
@@ -474,7 +505,7 @@ def withhold_unseen(thread: threading.Thread, withheld: Withheld | None
             return None, None
         return withheld, None
     if (withheld is None or wait != withheld.wait) and seen.blocked is not None \
-            and _queued_in(_locks.identify(None, seen.blocked)) is not None:
+            and _queued_in(lock_wait) is not None:
         return None, seen  # searched once per wait: the search reads every object
     return Withheld(wait, cpu_ns, resolution_ns), None
 

@@ -1,0 +1,148 @@
+"""How kill() judges a thread whose frames it cannot read (free-threaded builds).
+
+There, /proc is all it has (_wake.withhold_unseen): a thread seen in a Lock
+or RLock wait may return from acquire() any moment, so the kill is withheld
+until the thread has used _wake.PAST_CALL_CPU_NS of CPU since; a futex wait
+of anything else (tracemalloc's lock, an io buffer's, a contended dict's)
+counts as running, or a thread contending for one all the time would never
+be killed (seen in stress runs with --tracemalloc on 3.13t).  These checks
+read /proc only, so they run on every build on Linux x86-64.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import platform
+import sys
+import threading
+from collections.abc import Iterator
+
+import pytest
+from conftest import JOIN_TIMEOUT, settled_in_futex_wait, syscall_of
+
+from threadinject import _locks, _syscalls, _wake
+
+pytestmark = pytest.mark.skipif(
+    not (sys.platform.startswith("linux") and platform.machine() == "x86_64"),
+    reason="reads /proc and the futex words of Linux x86-64 (elsewhere free-threaded kill() "
+           "has nothing to judge by: README, Limits)")
+
+
+def _wait_for(condition: object, what: str) -> None:
+    deadline = threading.Event()
+    timer = threading.Timer(JOIN_TIMEOUT, deadline.set)
+    timer.start()
+    try:
+        while not condition():  # type: ignore[operator]
+            assert not deadline.wait(0.002), f"{what} never happened"
+    finally:
+        timer.cancel()
+        timer.join(JOIN_TIMEOUT)
+
+
+def _gc_tracked(kind: str) -> bool:
+    return gc.is_tracked(getattr(threading, kind)())
+
+
+@pytest.fixture(params=["Lock", "RLock"])
+def lock_waiter(request: pytest.FixtureRequest) -> Iterator[tuple[threading.Thread, object, str]]:
+    """A thread waiting for a Lock or RLock this test holds."""
+    kind = request.param
+    if not _gc_tracked(kind):
+        pytest.skip(f"the gc tracks {kind} objects from 3.10: identify_unseen() finds a lock's "
+                    "semaphore through them, for free-threaded builds (3.13t+) only")
+    lock = getattr(threading, kind)()
+    lock.acquire()
+    waiter = threading.Thread(target=lambda: lock.acquire() and lock.release(), daemon=True)
+    waiter.start()
+    try:
+        _wait_for(lambda: settled_in_futex_wait(waiter), "the lock wait")
+        yield waiter, lock, kind
+    finally:
+        lock.release()
+        waiter.join(JOIN_TIMEOUT)
+        assert not waiter.is_alive()
+
+
+@pytest.fixture
+def io_buffer_waiter() -> Iterator[threading.Thread]:
+    """A thread waiting for the lock of a BufferedWriter, which another
+    thread holds while it blocks writing to a full pipe: a futex wait of no
+    Lock or RLock."""
+    r, w = os.pipe()
+    writer = os.fdopen(w, "wb", buffering=4096)
+    holder = threading.Thread(target=writer.write, args=(b"x" * (1 << 20),), daemon=True)
+    waiter = threading.Thread(target=writer.write, args=(b"y",), daemon=True)
+    drained: list[int] = []
+
+    def drain() -> None:
+        while chunk := os.read(r, 1 << 16):
+            drained.append(len(chunk))
+
+    drainer = threading.Thread(target=drain, daemon=True)
+    holder.start()
+    try:
+        _wait_for(lambda: (syscall_of(holder) or (None,))[0] == 1, "the holder's write")  # write, x86-64
+        waiter.start()
+        _wait_for(lambda: settled_in_futex_wait(waiter), "the buffer lock wait")
+        yield waiter
+    finally:
+        drainer.start()
+        for thread in (holder, waiter):
+            if thread.ident is not None:
+                thread.join(JOIN_TIMEOUT)
+        writer.close()  # flushes the rest, then the drainer reads the end of file
+        drainer.join(JOIN_TIMEOUT)
+        os.close(r)
+        assert not (holder.is_alive() or waiter.is_alive() or drainer.is_alive())
+        assert sum(drained) == (1 << 20) + 1
+
+
+def _blocked(thread: threading.Thread) -> _syscalls.Blocked:
+    blocked = _syscalls.blocked_call(thread.native_id)  # type: ignore[arg-type]
+    assert blocked is not None and blocked.number == _syscalls.FUTEX
+    return blocked
+
+
+def test_identify_unseen_finds_the_lock_a_thread_waits_for(lock_waiter):
+    waiter, lock, kind = lock_waiter
+    searched: dict[int, _locks.LockWait | None] = {}
+    wait = _locks.identify_unseen(_blocked(waiter), searched)
+    assert wait is not None
+    assert (wait.name, wait.lock_id) == (f"{kind}.acquire", id(lock))
+    assert _locks.identify_unseen(_blocked(waiter), searched) == wait
+
+
+def test_identify_unseen_finds_no_lock_in_an_io_buffer_wait_and_searches_once(io_buffer_waiter, monkeypatch):
+    searched: dict[int, _locks.LockWait | None] = {}
+    assert _locks.identify_unseen(_blocked(io_buffer_waiter), searched) is None
+
+    def no_second_search() -> list[object]:
+        raise AssertionError("searched the gc again for a word searched before")
+
+    monkeypatch.setattr(_locks.gc, "get_objects", no_second_search)
+    assert _locks.identify_unseen(_blocked(io_buffer_waiter), searched) is None
+
+
+def _long_past(thread: threading.Thread) -> _wake.Withheld:
+    """What withhold_unseen() would have answered PAST_CALL_CPU_NS of the
+    thread's CPU time ago, seeing it run."""
+    cpu_ns, resolution_ns = _syscalls.cpu_time(thread.native_id)  # type: ignore[arg-type]
+    return _wake.Withheld(None, cpu_ns - max(_wake.PAST_CALL_CPU_NS, 2 * resolution_ns), resolution_ns)
+
+
+def test_withhold_unseen_counts_a_wait_of_no_lock_as_running(io_buffer_waiter):
+    # past any acquire() by its CPU time: the futex wait it is in now is no
+    # lock's, so the kill may be scheduled (it lands once the write returns)
+    assert _wake.withhold_unseen(io_buffer_waiter, _long_past(io_buffer_waiter), {}) == (None, None)
+    # first seen there: its CPU time is counted from now
+    withheld, seen = _wake.withhold_unseen(io_buffer_waiter, None, {})
+    assert seen is None and withheld is not None and withheld.wait is None
+
+
+def test_withhold_unseen_withholds_from_a_lock_wait_whatever_came_before(lock_waiter):
+    waiter, _, _ = lock_waiter
+    withheld, seen = _wake.withhold_unseen(waiter, _long_past(waiter), {})
+    assert seen is None and withheld is not None
+    assert withheld.wait is not None and withheld.wait[0] == _blocked(waiter).arg0
