@@ -173,6 +173,10 @@ LOCK_WAITERS = ("with Lock", "Lock.acquire", "with RLock")
 # a lock is left held
 LANDINGS: collections.deque[str] = collections.deque(maxlen=12)
 AT_ACQUIRE: list[str] = []  # ... those that landed at an acquire() call
+# where exceptions that ended workers landed in threading's or queue's own
+# code (a landing in their critical lines can leave a lock held: README,
+# Limits): printed when a kill hangs
+IN_THREADING: collections.deque[str] = collections.deque(maxlen=12)
 LOCK_KILL_BOUND = 30
 INJECT_SAFE = ("busy", "sleep", "recv", "os.read", "Event.wait", "Queue.get", "allocate", "with Lock",
                "with RLock")
@@ -191,9 +195,19 @@ def _inject_safe() -> tuple[str, ...]:
         from threadinject import _core  # type: ignore[attr-defined]
     except ImportError:
         _core = None
-    if _core is not None and _landing.lands_inside_with(_core):
-        return INJECT_SAFE
-    return tuple(name for name in INJECT_SAFE if not name.startswith("with "))
+    safe = INJECT_SAFE
+    if _core is None or not _landing.lands_inside_with(_core):
+        safe = tuple(name for name in safe if not name.startswith("with "))
+    if not getattr(sys, "_is_gil_enabled", lambda: True)():
+        # No GIL: the target runs while inject() schedules, so a plain
+        # inject lands anywhere in threading's code, e.g. in
+        # Condition.__enter__ right after its acquire(), leaving the
+        # Event's or Queue's lock held (README, Limits, "Landing in
+        # threading's own critical lines": 1 in 2,789 injections into
+        # Event.wait loops on 3.13t, 0 in 5,000 on 3.12).  kill() judges
+        # where it schedules; they are only killed.
+        safe = tuple(name for name in safe if name not in ("Event.wait", "Queue.get"))
+    return safe
 
 
 # --trace: {thread: [decisions of kill() about it]}
@@ -202,7 +216,7 @@ TRACE: weakref.WeakKeyDictionary[threading.Thread, list[str]] = weakref.WeakKeyD
 
 def install_trace() -> None:
     """Rebuild threadinject.kill on primitives that record what they answer."""
-    from threadinject import _frames, _impl, _kill, _unsafe_to_land  # type: ignore[attr-defined]
+    from threadinject import _frames, _impl, _kill, _unsafe_to_land, _wake  # type: ignore[attr-defined]
 
     def recorded(name: str, fn: Callable[..., object]) -> Callable[..., object]:
         def call(thread: threading.Thread, *rest: object) -> object:
@@ -213,13 +227,23 @@ def install_trace() -> None:
             return result
         return call
 
+    if not _frames.READABLE:  # free-threaded builds: what /proc showed, and how it was judged
+        judge = _kill.withhold_unseen
+
+        def withhold_unseen(thread: threading.Thread, withheld: object, searched: object) -> object:
+            seen = _wake._seen(thread)
+            result = judge(thread, withheld, searched)  # type: ignore[arg-type]
+            TRACE.setdefault(thread, []).append(f"{time.monotonic():.4f} withhold_unseen({withheld!r}) "
+                                                f"seeing {seen!r} -> {result!r}")
+            return result
+        _kill.withhold_unseen = withhold_unseen  # type: ignore[assignment]
     threadinject.kill = _kill.make_kill(
         recorded("inject", _impl.inject), _impl.pending, recorded("cancel", _impl.cancel),
         recorded("wake", threadinject.wake), recorded("unsafe_to_land", _unsafe_to_land),
         recorded("inject_if_at", _impl._inject_if_at))
 
 
-def diagnose(stuck: threading.Thread) -> None:
+def diagnose(stuck: threading.Thread, gdb_file: str | None) -> None:
     """Say where every thread is, for a kill that did not end its thread."""
     import faulthandler
 
@@ -230,6 +254,8 @@ def diagnose(stuck: threading.Thread) -> None:
     except threadinject.ThreadNotFoundError:
         state = "ended since: the kill was slow, not stuck"
     print(f"DIAGNOSIS of {stuck.name} ({stuck.native_id}): {state}", flush=True)
+    if stuck in TRACE:
+        print("  kill()'s last decisions about it:\n    " + "\n    ".join(TRACE[stuck][-30:]), flush=True)
     for thread in threading.enumerate():
         try:
             blocked = _syscalls.blocked_call(thread.native_id)  # type: ignore[arg-type]
@@ -243,7 +269,12 @@ def diagnose(stuck: threading.Thread) -> None:
         print(f"  shared {name}: last entered by {owner} ({state})", flush=True)
     print("  lock workers' last landings:\n    " + "\n    ".join(LANDINGS), flush=True)
     print("  ... at an acquire() call:\n    " + "\n    ".join(AT_ACQUIRE), flush=True)
+    print("  last landings in threading's and queue's code:\n    " + "\n    ".join(IN_THREADING), flush=True)
     faulthandler.dump_traceback(all_threads=True)
+    if gdb_file:  # the C side of every thread too (a debugger may be attached: Linux)
+        with open(gdb_file, "w") as out:
+            subprocess.run(["gdb", "-p", str(os.getpid()), "-batch", "-ex", "thread apply all bt 25"],
+                           stdout=out, stderr=subprocess.STDOUT, check=False)
 
 
 def rss_kib() -> int:
@@ -259,6 +290,8 @@ def main() -> int:
     parser.add_argument("--portable", action="store_true")
     parser.add_argument("--workloads", help="comma-separated subset of: " + ", ".join(WORKLOADS))
     parser.add_argument("--tracemalloc", action="store_true", help="also check traced memory")
+    parser.add_argument("--gdb", metavar="FILE",
+                        help="when a kill hangs, also write gdb's backtrace of every thread to FILE")
     parser.add_argument("--trace", action="store_true",
                         help="record kill()'s decisions; print the lock workers' when a lock is left held")
     args = parser.parse_args()
@@ -274,7 +307,9 @@ def main() -> int:
     weights = [WORKLOADS[k][1] for k in kinds]
     baseline = threading.active_count()
     outcome: dict[str, list[str]] = {}
-    ended_by: dict[threading.Thread, str] = {}  # how each worker ended
+    # how each worker ended; weak: 10,000 ended workers kept alive made every
+    # gc.get_objects() search of kill() and wake() slower as a run went on
+    ended_by: weakref.WeakKeyDictionary[threading.Thread, str] = weakref.WeakKeyDictionary()
     lock = threading.Lock()
 
     def start(kind: str) -> threading.Thread:
@@ -284,8 +319,11 @@ def main() -> int:
                 result = "returned"
             except (threadinject.ThreadKilled, Injected) as exc:
                 result = "killed" if isinstance(exc, threadinject.ThreadKilled) else "injected"
+                where = traceback.extract_tb(exc.__traceback__)[-1]
+                if os.path.basename(where.filename) in ("threading.py", "queue.py"):
+                    IN_THREADING.append(f"{kind}: {result} at {os.path.basename(where.filename)}:"
+                                        f"{where.lineno} {where.name}: {where.line}")
                 if kind in LOCK_WAITERS:
-                    where = traceback.extract_tb(exc.__traceback__)[-1]
                     decisions = [d for d in TRACE.get(threading.current_thread(), [])
                                  if "wake at" not in d][-8:]
                     trace = "".join(f"\n      {line}" for line in decisions)
@@ -351,7 +389,7 @@ def main() -> int:
             bound = LOCK_KILL_BOUND if worker.name in LOCK_WAITERS else 5
             if not threadinject.kill(worker, bound):
                 failures.append(f"kill {n}: {worker.name} did not end within {bound} s")
-                diagnose(worker)
+                diagnose(worker, args.gdb)
                 break
             count_killed(worker)
         elif action == "inject+cancel":
@@ -401,7 +439,7 @@ def main() -> int:
         if not threadinject.kill(worker, LOCK_KILL_BOUND if worker.name in LOCK_WAITERS else 5):
             failures.append(f"final kill of {worker.name} failed")
             if len(failures) == 1:
-                diagnose(worker)
+                diagnose(worker, args.gdb)
         count_killed(worker)
     time.sleep(0.05)
     if threading.active_count() != baseline:
@@ -420,14 +458,15 @@ def main() -> int:
                             + "\n  ".join(AT_ACQUIRE))
         else:
             shared.release()
+    in_threading = "; last landings in threading's and queue's code:\n  " + "\n  ".join(IN_THREADING)
     SHARED_QUEUE.put(1)
     if SHARED_QUEUE.get(timeout=5) != 1:
-        failures.append("the shared queue no longer works")
+        failures.append("the shared queue no longer works" + in_threading)
     if SHARED_QUEUE.not_empty._waiters:  # type: ignore[attr-defined]
         failures.append("stale waiters in the shared queue")
     SHARED_EVENT.set()
     if not SHARED_EVENT.wait(5):
-        failures.append("the shared event no longer works")
+        failures.append("the shared event no longer works" + in_threading)
     early = memory_at.get("early", memory_at["end"])
     rss_growth = memory_at["end"][0] - early[0]
     traced_growth = (memory_at["end"][1] - early[1]) // 1024
