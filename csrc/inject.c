@@ -552,6 +552,63 @@ ti_inject_if_at(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 }
 
 PyObject *
+ti_inject_in_call(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    core_state *st = (core_state *)PyModule_GetState(module);
+    if (check_nargs("_inject_in_call", nargs, 8,
+                    "thread, exc, native_id, ip, arg0, result, zero_fdsets, rewrite") < 0
+        || check_exc("_inject_in_call", args[1]) < 0) {
+        return NULL;
+    }
+    long tid = PyLong_AsLong(args[2]);
+    if (tid == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    ti_call call;
+    if (ti_call_parse("_inject_in_call", args + 3, &call) < 0) {
+        return NULL;
+    }
+    target t;
+    if (target_from_arg(st, args[0], "_inject_in_call", &t) < 0) {
+        return NULL;
+    }
+    ti_hold hold;
+    int rc = ti_hold_in_call(tid, &call, &hold);
+    if (rc == 1) {
+        /* the thread cannot leave the call until it is let go */
+        int scheduled = schedule(st, &t, args[1]);
+        int held = ti_let_go(&hold, scheduled == 1);
+        if (scheduled == 1 && !held) {
+            /* the handler gave up first, and the thread may have run on:
+             * withdrawn (False: the caller judges it afresh) */
+            PyObject *previous;
+            int was_pending = 0;
+            rc = set_pending(st, &t, NULL, &previous, &was_pending) < 0 ? -1 : 0;
+            Py_XDECREF(previous);
+        }
+        else if (scheduled == 0) {
+            not_running(st, args[0], &t);
+            rc = -1;
+        }
+        else {
+            rc = scheduled;   /* 1, or -1 with an exception */
+        }
+    }
+    else if (rc == -ETIMEDOUT) {
+        PyErr_SetString(PyExc_TimeoutError, "_inject_in_call(): the thread did not take the "
+                        "signal in time; nothing was scheduled");
+        rc = -1;
+    }
+    else if (rc < 0) {
+        errno = -rc;
+        PyErr_SetFromErrno(PyExc_OSError);
+        rc = -1;
+    }
+    Py_DECREF(t.key);
+    return rc < 0 ? NULL : PyBool_FromLong(rc);
+}
+
+PyObject *
 ti_cancel(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     core_state *st = (core_state *)PyModule_GetState(module);

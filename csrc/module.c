@@ -22,6 +22,8 @@ static PyMethodDef core_methods[] = {
     {"cancel", (PyCFunction)(void (*)(void))ti_cancel, METH_FASTCALL, cancel_doc},
     {"_inject_if_at", (PyCFunction)(void (*)(void))ti_inject_if_at, METH_FASTCALL,
      "Private: inject() only if the thread is still at that frame, instruction and system call."},
+    {"_inject_in_call", (PyCFunction)(void (*)(void))ti_inject_in_call, METH_FASTCALL,
+     "Private: inject() while the wake signal's handler holds the thread at that system call."},
     {"pending", (PyCFunction)(void (*)(void))ti_pending, METH_FASTCALL, pending_doc},
     {"_wake_install", (PyCFunction)(void (*)(void))ti_wake_install, METH_FASTCALL,
      "Private: install the system-call wake handler on a real-time signal."},

@@ -43,6 +43,42 @@ int ti_lock_wake_parse(PyObject *wake, unsigned long arg0, ti_lock_wake *out);
  * scheduled and the GIL held, so that no release of the lock comes between. */
 int ti_wake_and_wait(long tid, const ti_lock_wake *wait);
 
+/* A system call to hold a thread at: the one returning at `ip` with first
+ * argument `arg0`.  Once let go, the call returns `result` instead of EINTR
+ * if `rewrite`, select()'s fd sets cleared if `zero_fdsets`. */
+typedef struct {
+    unsigned long ip, arg0;
+    long result;
+    int zero_fdsets, rewrite;
+} ti_call;
+
+/* A thread held at its call by the signal handler (ti_hold_in_call). */
+typedef struct {
+    void *slot;
+    unsigned int seq;
+} ti_hold;
+
+/* Fill `out` from args[0:5], the Python ints and bools (ip, arg0, result,
+ * zero_fdsets, rewrite) of `fname`.  Returns 0, or -1 with an exception (also
+ * when the handler is not installed or this platform has no wake). */
+int ti_call_parse(const char *fname, PyObject *const *args, ti_call *out);
+
+/* Send the signal to thread `tid` and have the handler hold it there if it
+ * is returning from `call` (spinning, for up to 0.02 s).  Returns 1 if the
+ * thread is held (*hold says where: let it go with ti_let_go()), 0 if it was
+ * not at that call (or had ended), -ETIMEDOUT if the signal did not come in
+ * time, -errno if it could not be sent.  Sets no exception.  Free-threaded
+ * kill() schedules its exception in the held thread, which cannot leave the
+ * call meanwhile, so the exception lands at that call and nowhere further
+ * on (no GIL keeps the thread from running on between a check and the
+ * scheduling there). */
+int ti_hold_in_call(long tid, const ti_call *call, ti_hold *hold);
+
+/* Let the held thread go: its call returns as `call` said if `open`, else
+ * with EINTR, for CPython to retry.  Returns 1, or 0 if the handler had
+ * already given up waiting (the call returned EINTR). */
+int ti_let_go(const ti_hold *hold, int open);
+
 /* Whether this build can wake blocked system calls (a module constant). */
 extern const int ti_wake_supported;
 

@@ -53,7 +53,21 @@ typedef struct {
     int rewrite;              /* 0: only interrupt (CPython raises by itself) */
     unsigned long guard_addr; /* 0, or a word that must hold guard_value */
     unsigned long guard_value;
+    int hold;                 /* hold the thread at the call until `gate` opens */
+    atomic_uint gate;         /* holding: sequence << 2 | SHUT, OPEN or GIVEN_UP */
 } slot;
+
+/* The states of a slot's `gate` (ti_hold_in_call) */
+enum { SHUT = 0, OPEN = 1, GIVEN_UP = 2 };
+
+/* How long the handler holds a thread at its call for the injector to open
+ * the gate, and how long the injector waits for the signal to arrive.  The
+ * thread is blocked: the kernel runs the handler as soon as it gets a CPU, in
+ * tens of microseconds on an idle machine.  The bound matters when it does
+ * not come (the thread is stopped by a debugger, the machine overloaded):
+ * then the caller (and, with a GIL, every other thread) waits that long, and
+ * the caller backs off before trying again. */
+#define WAIT_NS 20000000L
 
 static slot slots[SLOTS];
 static atomic_int installed_signo;
@@ -65,7 +79,9 @@ static atomic_flag arm_lock = ATOMIC_FLAG_INIT;
 
 /* ---------------------------------------------------------------------
  * The signal handler.  It performs only these operations, all
- * async-signal-safe: getpid() and syscall(SYS_gettid); atomic loads, stores
+ * async-signal-safe: getpid(), syscall(SYS_gettid), syscall(SYS_sched_yield)
+ * and clock_gettime(CLOCK_MONOTONIC) (while it holds the thread at its call:
+ * hold_until_open); atomic loads, stores
  * and compare-exchanges on `slots`; reads of the interrupted context
  * (ucontext_t), of two code bytes at its instruction pointer and of the
  * guard word (a word of the wait the thread is verified to be returning
@@ -103,6 +119,36 @@ clear_fdset(unsigned long address, unsigned long nfds)
     }
 }
 
+static long
+elapsed_ns(const struct timespec *since)
+{
+    struct timespec now;
+    (void)clock_gettime(CLOCK_MONOTONIC, &now);
+    return (now.tv_sec - since->tv_sec) * 1000000000L + (now.tv_nsec - since->tv_nsec);
+}
+
+/* Hold this thread, at the call of arming `seq` of `s`, until the injector
+ * opens the gate (1) or for WAIT_NS, then give up (0; the injector finds the
+ * gate GIVEN_UP and withdraws what it scheduled). */
+static int
+hold_until_open(slot *s, unsigned int seq)
+{
+    struct timespec start;
+    (void)clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        unsigned int gate = atomic_load_explicit(&s->gate, memory_order_acquire);
+        if (gate != (seq << 2 | SHUT)) {
+            return gate == (seq << 2 | OPEN);
+        }
+        if (elapsed_ns(&start) >= WAIT_NS
+            && atomic_compare_exchange_strong_explicit(&s->gate, &gate, seq << 2 | GIVEN_UP,
+                                                       memory_order_acq_rel, memory_order_acquire)) {
+            return 0;
+        }
+        (void)syscall(SYS_sched_yield);
+    }
+}
+
 static void
 handler(int signo, siginfo_t *info, void *context)
 {
@@ -134,13 +180,19 @@ handler(int signo, siginfo_t *info, void *context)
         unsigned int rewritten = 0;
         greg_t *regs = ((ucontext_t *)context)->uc_mcontext.gregs;
         const unsigned char *ip = (const unsigned char *)regs[REG_RIP];
-        if (s->rewrite
-            && regs[REG_RAX] == -EINTR
+        int at_call = regs[REG_RAX] == -EINTR
             && (unsigned long)regs[REG_RIP] == s->ip
             && (unsigned long)regs[REG_RDI] == s->arg0
             && ip[-2] == 0x0f && ip[-1] == 0x05     /* `syscall` */
             && (s->guard_addr == 0
-                || *(volatile unsigned long *)s->guard_addr == s->guard_value)) {
+                || *(volatile unsigned long *)s->guard_addr == s->guard_value);
+        if (s->hold) {
+            /* tell the injector whether the thread is held at the call */
+            atomic_store_explicit(&s->outcome, (word >> 2) << 1 | (unsigned int)at_call,
+                                  memory_order_release);
+            at_call = at_call && hold_until_open(s, word >> 2);
+        }
+        if (s->rewrite && at_call) {
             if (s->zero_fdsets) {
                 clear_fdset((unsigned long)regs[REG_RSI], (unsigned long)regs[REG_RDI]);
                 clear_fdset((unsigned long)regs[REG_RDX], (unsigned long)regs[REG_RDI]);
@@ -149,7 +201,9 @@ handler(int signo, siginfo_t *info, void *context)
             regs[REG_RAX] = s->result;
             rewritten = 1;
         }
-        atomic_store_explicit(&s->outcome, (word >> 2) << 1 | rewritten, memory_order_release);
+        if (!s->hold) {
+            atomic_store_explicit(&s->outcome, (word >> 2) << 1 | rewritten, memory_order_release);
+        }
         atomic_store_explicit(&s->word, (word & ~STATE_MASK) | IDLE, memory_order_release);
         break;
     }
@@ -283,8 +337,10 @@ arm(long tid, const slot *wanted, unsigned int *seq)
         s->rewrite = wanted->rewrite;
         s->guard_addr = wanted->guard_addr;
         s->guard_value = wanted->guard_value;
+        s->hold = wanted->hold;
         *seq = ((word >> 2) + 1) & (UINT_MAX >> 2);
         *seq += *seq == 0;   /* 0 is the `outcome` of no arming */
+        atomic_store_explicit(&s->gate, *seq << 2 | SHUT, memory_order_relaxed);
         atomic_store_explicit(&s->word, *seq << 2 | ARMED, memory_order_release);
     }
     atomic_flag_clear_explicit(&arm_lock, memory_order_release);
@@ -321,6 +377,26 @@ send_signal(long tid, int signo)
     return err == ESRCH ? 0 : -1;
 }
 
+int
+ti_call_parse(const char *fname, PyObject *const *args, ti_call *out)
+{
+    out->result = PyLong_AsLong(args[2]);
+    if ((out->result == -1 && PyErr_Occurred()) || as_ulong(args[0], &out->ip) < 0
+        || as_ulong(args[1], &out->arg0) < 0) {
+        return -1;
+    }
+    out->zero_fdsets = PyObject_IsTrue(args[3]);
+    out->rewrite = PyObject_IsTrue(args[4]);
+    if (out->zero_fdsets < 0 || out->rewrite < 0) {
+        return -1;
+    }
+    if (atomic_load(&installed_signo) == 0) {
+        PyErr_Format(PyExc_RuntimeError, "%s(): _wake_install() was not called", fname);
+        return -1;
+    }
+    return 0;
+}
+
 PyObject *
 ti_wake_send(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
 {
@@ -346,21 +422,6 @@ ti_wake_send(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t narg
     return PyBool_FromLong(sent);
 }
 
-/* How long ti_wake_and_wait() waits for the signal to arrive, holding the
- * GIL.  The thread is blocked: the kernel runs the handler as soon as it gets
- * a CPU, in tens of microseconds on an idle machine.  The bound matters when
- * it does not come (the thread is stopped by a debugger, the machine
- * overloaded): then every other thread waits that long, and the caller backs
- * off before trying again. */
-#define WAIT_NS 20000000L
-
-static long
-elapsed_ns(const struct timespec *since)
-{
-    struct timespec now;
-    (void)clock_gettime(CLOCK_MONOTONIC, &now);
-    return (now.tv_sec - since->tv_sec) * 1000000000L + (now.tv_nsec - since->tv_nsec);
-}
 
 /* Whether the handler acted on arming `seq` of slot `s` and rewrote the
  * result (1, else 0): waits up to `timeout_ns` for it to run, then disarms
@@ -438,6 +499,42 @@ ti_wake_and_wait(long tid, const ti_lock_wake *wait)
         return sent < 0 ? -errno : 0;
     }
     return await_handler(s, seq, WAIT_NS);
+}
+
+int
+ti_hold_in_call(long tid, const ti_call *call, ti_hold *hold)
+{
+    slot wanted;
+    memset(&wanted, 0, sizeof(wanted));
+    wanted.ip = call->ip;
+    wanted.arg0 = call->arg0;
+    wanted.result = call->result;
+    wanted.zero_fdsets = call->zero_fdsets;
+    wanted.rewrite = call->rewrite;
+    wanted.hold = 1;
+    unsigned int seq;
+    slot *s = arm(tid, &wanted, &seq);
+    if (s == NULL) {
+        return 0;   /* every slot is armed */
+    }
+    int sent = send_signal(tid, atomic_load(&installed_signo));
+    if (sent <= 0) {
+        return sent < 0 ? -errno : 0;
+    }
+    int rc = await_handler(s, seq, WAIT_NS);
+    if (rc == 1) {
+        hold->slot = s;
+        hold->seq = seq;
+    }
+    return rc;
+}
+
+int
+ti_let_go(const ti_hold *hold, int open)
+{
+    slot *s = (slot *)hold->slot;
+    unsigned int shut = hold->seq << 2 | SHUT;
+    return atomic_compare_exchange_strong(&s->gate, &shut, hold->seq << 2 | (open ? OPEN : GIVEN_UP));
 }
 
 #endif /* __linux__ && __x86_64__ */

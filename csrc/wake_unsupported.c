@@ -40,4 +40,23 @@ ti_wake_and_wait(long Py_UNUSED(tid), const ti_lock_wake *Py_UNUSED(wait))
 {
     return -ENOSYS;   /* not reached: ti_lock_wake_parse() failed */
 }
+
+int
+ti_call_parse(const char *Py_UNUSED(fname), PyObject *const *Py_UNUSED(args), ti_call *Py_UNUSED(out))
+{
+    unsupported();
+    return -1;
+}
+
+int
+ti_hold_in_call(long Py_UNUSED(tid), const ti_call *Py_UNUSED(call), ti_hold *Py_UNUSED(hold))
+{
+    return -ENOSYS;   /* not reached: ti_call_parse() failed */
+}
+
+int
+ti_let_go(const ti_hold *Py_UNUSED(hold), int Py_UNUSED(open))
+{
+    return 0;   /* not reached */
+}
 #endif

@@ -9,6 +9,7 @@ See README.md for the guarantees and the limits.
 
 from __future__ import annotations
 
+import functools as _functools
 import threading as _threading
 
 from ._backends import select as _select
@@ -19,6 +20,7 @@ from ._kill import make_kill_at_exit as _make_kill_at_exit
 from ._types import CancelFn, InjectFn, KillFn, PendingFn
 from ._wake import Judgement as _Judgement
 from ._wake import WakeFn, WakeResult, WakeStatus
+from ._wake import inject_in_call as _wake_inject_in_call
 from ._wake import make_wake as _make_wake
 from ._wake import unsafe_to_land as _wake_unsafe_to_land
 
@@ -54,6 +56,7 @@ def _unsafe_to_land(thread: _threading.Thread) -> _Judgement:
 
 
 #: kill(thread, timeout=None) -> bool: inject ThreadKilled, wake, wait for the end.
-kill: KillFn = _make_kill(inject, pending, cancel, wake, _unsafe_to_land, _impl._inject_if_at)
+kill: KillFn = _make_kill(inject, pending, cancel, wake, _unsafe_to_land, _impl._inject_if_at,
+                          _functools.partial(_wake_inject_in_call, _impl) if backend == "c" else None)
 #: kill_at_exit(thread, timeout=None): kill `thread` at exit if it still runs.
 kill_at_exit: KillAtExitFn = _make_kill_at_exit(kill)

@@ -279,9 +279,14 @@ def _join_waking(thread: threading.Thread, deadline: float | None, wake: WakeFn,
         pause = min(pause * 2, 0.005 if status in _SOON else 0.1)
 
 
+#: _wake.inject_in_call() bound to the C module
+InjectInCallFn = Callable[[threading.Thread, BaseException, _syscalls.Blocked], "bool | None"]
+
+
 def _schedule_unseen(thread: threading.Thread, inject: InjectFn, pending: PendingFn, cancel: CancelFn,
                      killed: ThreadKilled, withheld: Withheld | None,
-                     searched: dict[int, LockWait | None]) -> Withheld | None:
+                     searched: dict[int, LockWait | None],
+                     inject_in_call: InjectInCallFn | None) -> Withheld | None:
     """Inject `killed` unless withhold_unseen() says it must wait (on a
     free-threaded build); what it says, if so.
 
@@ -294,6 +299,16 @@ def _schedule_unseen(thread: threading.Thread, inject: InjectFn, pending: Pendin
     withheld, seen = withhold_unseen(thread, withheld, searched)
     if withheld is not None:
         return withheld
+    if seen is not None and seen.blocked is not None and inject_in_call is not None:
+        try:
+            held = inject_in_call(thread, killed, seen.blocked)  # lands at that very call
+        except TimeoutError:  # the thread did not take the signal: nothing scheduled
+            held = False
+        if held is not None:
+            try:
+                return None if held else Withheld(MOVING, *_syscalls.cpu_time(thread.native_id))  # type: ignore[arg-type]
+            except OSError:  # exiting
+                return None
     inject(thread, killed)
     if seen is not None:
         # Judged by the call it sleeps in: it must not have left that call
@@ -325,7 +340,8 @@ _LANDING_WATCH = 0.002
 
 
 def _join_waking_unseen(thread: threading.Thread, deadline: float | None, wake: WakeFn,
-                        inject: InjectFn, pending: PendingFn, cancel: CancelFn) -> None:
+                        inject: InjectFn, pending: PendingFn, cancel: CancelFn,
+                        inject_in_call: InjectInCallFn | None) -> None:
     """_join_waking() where no frame can be read (free-threaded builds).
 
     The exception is scheduled only where it cannot land right after an
@@ -337,8 +353,12 @@ def _join_waking_unseen(thread: threading.Thread, deadline: float | None, wake: 
     """
     killed = ThreadKilled()  # one instance: whether it has been raised is seen on it
     searched: dict[int, LockWait | None] = {}  # futex words searched for a lock
+
+    def schedule(withheld: Withheld | None) -> Withheld | None:
+        return _schedule_unseen(thread, inject, pending, cancel, killed, withheld, searched, inject_in_call)
+
     try:
-        withheld = _schedule_unseen(thread, inject, pending, cancel, killed, None, searched)
+        withheld = schedule(None)
     except ThreadNotFoundError:
         if not thread._started.is_set():  # type: ignore[attr-defined]
             raise
@@ -349,11 +369,11 @@ def _join_waking_unseen(thread: threading.Thread, deadline: float | None, wake: 
         try:
             if withheld is not None:
                 status = WakeStatus.UNSAFE_TO_LAND
-                withheld = _schedule_unseen(thread, inject, pending, cancel, killed, withheld, searched)
+                withheld = schedule(withheld)
             else:
                 status = wake(thread).status
                 if status is WakeStatus.UNSAFE_TO_LAND and cancel(thread):
-                    withheld = _schedule_unseen(thread, inject, pending, cancel, killed, None, searched)
+                    withheld = schedule(None)
         except ThreadNotFoundError:  # it has just finished
             pass
         if not _join_a_while(thread, deadline, pause):
@@ -377,7 +397,7 @@ _SOON = (WakeStatus.WOKEN, WakeStatus.NOT_BLOCKED, WakeStatus.NOTHING_PENDING, W
 
 def make_kill(inject: InjectFn, pending: PendingFn, cancel: CancelFn, wake: WakeFn,
               unsafe_to_land: Callable[[threading.Thread], Judgement],
-              inject_if_at: InjectIfAtFn) -> KillFn:
+              inject_if_at: InjectIfAtFn, inject_in_call: InjectInCallFn | None = None) -> KillFn:
     """Build kill() on a backend's inject(), pending(), cancel() and
     _inject_if_at(), wake() on them, and unsafe_to_land() (whether the thread
     waits where the exception must not be left pending)."""
@@ -406,7 +426,7 @@ def make_kill(inject: InjectFn, pending: PendingFn, cancel: CancelFn, wake: Wake
         if target is not None:
             _wait_until_in_run(target, deadline)
         if target is not None and not isinstance(target, threading._DummyThread) and not _frames.READABLE:
-            _join_waking_unseen(target, deadline, wake, inject, pending, cancel)
+            _join_waking_unseen(target, deadline, wake, inject, pending, cancel, inject_in_call)
             return not target.is_alive()
         withheld_at = None
         try:

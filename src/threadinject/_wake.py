@@ -479,8 +479,11 @@ def withhold_unseen(thread: threading.Thread, withheld: Withheld | None,
     buffer's, a contended dict's) count as running: a thread contending for
     them all the time was never killed (stress runs with --tracemalloc).
     A thread that kept blocking and waking while it was read is judged by
-    the futex waits those reads caught it in (caught in none, as running: a
-    thread contending for a Lock spends most of its time parked)."""
+    the futex waits eight reads of its system call caught it in (caught in
+    none, as running: a thread waiting for a Lock spends most of its time
+    parked, and busy threads contending for tracemalloc's lock were caught
+    in none, read after read, and never killed when that counted as a
+    wait)."""
     seen = _seen(thread)
     if seen is None:
         return None, None  # nothing to judge by (README, Limits)
@@ -508,6 +511,34 @@ def withhold_unseen(thread: threading.Thread, withheld: Withheld | None,
             and _queued_in(lock_wait) is not None:
         return None, seen  # searched once per wait: the search reads every object
     return Withheld(wait, cpu_ns, resolution_ns), None
+
+
+def inject_in_call(core: ModuleType | None, thread: threading.Thread, exc: BaseException,
+                   blocked: _syscalls.Blocked) -> bool | None:
+    """Free-threaded kill(): schedule `exc` in `thread` while the wake
+    signal's handler holds it at the system call `blocked`, then let it go
+    with the call's result rewritten, as wake() would: the exception lands at
+    that call.  No GIL keeps a thread at its call otherwise: scheduled after a
+    /proc read, an exception was seen to land right after the bare acquire()
+    of the thread's next loop round, leaving the lock held (stress runs on
+    3.13t).  Returns whether it was scheduled (False: the thread had left
+    the call), or None where it cannot be done (no C backend or platform
+    support, a call wake() does not end, not the interpreter's call, the
+    signal blocked): the caller falls back to scheduling and re-checking."""
+    native_id = thread.native_id
+    substitute = _syscalls.substitute_for(blocked.number)
+    if (core is None or native_id is None or not core.WAKE_SUPPORTED or not _syscalls.SUPPORTED
+            or substitute is None or blocked.number == _syscalls.FUTEX
+            or _syscalls.called_from_interpreter(blocked.sp) is not True):
+        return None
+    try:
+        if _syscalls.signal_blocked(native_id, _syscalls.chosen_signal()):
+            return None
+    except OSError:  # the task is exiting
+        return False
+    rewrite = not _syscalls.CPYTHON_RAISES_AFTER_EINTR
+    return bool(core._inject_in_call(thread, exc, native_id, blocked.ip, blocked.arg0, substitute.result,
+                                     substitute.zero_fdsets, rewrite))
 
 
 def at_acquire_call(frame: FrameType | None) -> bool:

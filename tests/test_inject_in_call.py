@@ -1,0 +1,134 @@
+"""_core._inject_in_call: schedule an exception while the wake signal's
+handler holds the thread at its system call (Linux x86-64, C backend).
+
+Free-threaded kill() uses it for a thread it finds in a system call: no GIL
+keeps the thread there between a /proc read and the scheduling, and an
+exception scheduled just after it left a sleep was seen to land right after
+the bare acquire() that followed, leaving the lock held.  Held at the call,
+the thread takes the exception at that call and nowhere further on.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+import threading
+import time
+import traceback
+
+import pytest
+from conftest import JOIN_TIMEOUT
+
+from threadinject import _backends, _syscalls, _wake
+
+pytestmark = pytest.mark.skipif(
+    not (sys.platform.startswith("linux") and platform.machine() == "x86_64")
+    or "c" not in _backends.NAMES,
+    reason="the wake signal exists on Linux x86-64 with the C backend only; elsewhere free-threaded "
+           "kill() schedules and re-checks (README, Limits)")
+
+class Boom(Exception):
+    pass
+
+
+@pytest.fixture
+def core():  # type: ignore[no-untyped-def]
+    module = _backends.load("c")
+    _syscalls.chosen_signal()  # installs the handler
+    return module
+
+
+def _sleeping_call(thread: threading.Thread) -> _syscalls.Blocked:
+    """The system call time.sleep() has `thread` blocked in, once it is
+    (clock_nanosleep; select before 3.11)."""
+    deadline = time.monotonic() + JOIN_TIMEOUT
+    while True:
+        blocked = _syscalls.blocked_call(thread.native_id)  # type: ignore[arg-type]
+        if blocked is not None and blocked.number != _syscalls.FUTEX:
+            return blocked
+        assert time.monotonic() < deadline, "the thread never slept"
+        time.sleep(0.0002)
+
+
+def _landed(thread_body_lines: list[str], thread: threading.Thread) -> str:
+    thread.join(JOIN_TIMEOUT)
+    assert not thread.is_alive()
+    assert len(thread_body_lines) == 1
+    return thread_body_lines[0]
+
+
+def test_the_exception_lands_at_the_call_the_thread_is_held_at(core):
+    lines: list[str] = []
+
+    def sleeper() -> None:
+        try:
+            time.sleep(1e6)
+        except Boom as exc:
+            lines.append(traceback.extract_tb(exc.__traceback__)[-1].line or "")
+
+    thread = threading.Thread(target=sleeper, daemon=True)
+    thread.start()
+    assert _wake.inject_in_call(core, thread, Boom("held"), _sleeping_call(thread)) is True
+    assert _landed(lines, thread) == "time.sleep(1e6)"
+
+
+def test_nothing_is_scheduled_in_a_thread_not_at_that_call(core):
+    lines: list[str] = []
+
+    def sleeper() -> None:
+        try:
+            time.sleep(1e6)
+        except Boom as exc:
+            lines.append(traceback.extract_tb(exc.__traceback__)[-1].line or "")
+
+    thread = threading.Thread(target=sleeper, daemon=True)
+    thread.start()
+    blocked = _sleeping_call(thread)
+    # the same call returning elsewhere: the handler finds it not there
+    assert core._inject_in_call(thread, Boom, thread.native_id, blocked.ip + 1, blocked.arg0,
+                                0, False, True) is False
+    assert core.pending(thread) is None
+    # interrupted, CPython went back to sleep: still there to be ended
+    deadline = time.monotonic() + JOIN_TIMEOUT
+    while not _wake.inject_in_call(core, thread, Boom("end"), _sleeping_call(thread)):
+        assert time.monotonic() < deadline, "never held at its sleep"
+    assert _landed(lines, thread) == "time.sleep(1e6)"
+
+
+@pytest.mark.parametrize("bad, message", [
+    ((threading.current_thread(), ValueError, "1", 0, 0, 0, False, True), "int"),
+    ((threading.current_thread(), "boom", 1, 0, 0, 0, False, True), "exc"),
+    ((threading.current_thread(), ValueError, 1, 0, 0), "arguments"),
+    (("thread", ValueError, 1, 0, 0, 0, False, True), "thread"),
+])
+def test_bad_arguments_are_type_errors(core, bad, message):
+    with pytest.raises(TypeError, match=message):
+        core._inject_in_call(*bad)
+
+
+def test_a_thread_that_runs_on_into_a_lock_never_takes_it_after_the_acquire(core):
+    # Each round holds the thread in a short sleep that is followed by a
+    # bare acquire(); the exception must land at the sleep every time.
+    lock = threading.Lock()
+    for _ in range(30):
+        lines: list[str] = []
+
+        def worker() -> None:
+            try:
+                while True:
+                    time.sleep(0.0005)
+                    lock.acquire()
+                    try:
+                        pass
+                    finally:
+                        lock.release()
+            except Boom as exc:
+                lines.append(traceback.extract_tb(exc.__traceback__)[-1].line or "")
+
+        thread = threading.Thread(target=worker, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + JOIN_TIMEOUT
+        while not _wake.inject_in_call(core, thread, Boom("round"), _sleeping_call(thread)):
+            assert time.monotonic() < deadline, "never held at its sleep"
+        assert _landed(lines, thread) == "time.sleep(0.0005)"
+        assert not lock.locked()
