@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import functools
 import os
 import queue
 import random
@@ -240,7 +241,9 @@ def install_trace() -> None:
     threadinject.kill = _kill.make_kill(
         recorded("inject", _impl.inject), _impl.pending, recorded("cancel", _impl.cancel),
         recorded("wake", threadinject.wake), recorded("unsafe_to_land", _unsafe_to_land),
-        recorded("inject_if_at", _impl._inject_if_at))
+        recorded("inject_if_at", _impl._inject_if_at),
+        recorded("inject_in_call", functools.partial(_wake.inject_in_call, _impl))
+        if threadinject.backend == "c" else None)
 
 
 def diagnose(stuck: threading.Thread, gdb_file: str | None) -> None:
@@ -255,7 +258,9 @@ def diagnose(stuck: threading.Thread, gdb_file: str | None) -> None:
         state = "ended since: the kill was slow, not stuck"
     print(f"DIAGNOSIS of {stuck.name} ({stuck.native_id}): {state}", flush=True)
     if stuck in TRACE:
-        print("  kill()'s last decisions about it:\n    " + "\n    ".join(TRACE[stuck][-30:]), flush=True)
+        every = TRACE[stuck]
+        decisions = every if len(every) <= 30 else [*every[:15], "...", *every[-15:]]
+        print("  kill()'s decisions about it:\n    " + "\n    ".join(decisions), flush=True)
     for thread in threading.enumerate():
         try:
             blocked = _syscalls.blocked_call(thread.native_id)  # type: ignore[arg-type]
@@ -329,8 +334,11 @@ def main() -> int:
                     trace = "".join(f"\n      {line}" for line in decisions)
                     landing = f"{kind}: {result} at {where.name}:{where.lineno} {where.line}{trace}"
                     LANDINGS.append(landing)
-                    if "acquire()" in (where.line or ""):
-                        AT_ACQUIRE.append(landing)
+                    if "acquire()" in (where.line or ""):  # with wake()'s decisions, and when it landed
+                        every = "".join(f"\n      {line}"
+                                        for line in TRACE.get(threading.current_thread(), [])[-16:])
+                        AT_ACQUIRE.append(f"{kind}: {result} at {where.name}:{where.lineno} {where.line} "
+                                          f"at {time.monotonic():.4f}{every}")
             with lock:
                 outcome.setdefault(kind, []).append(result)
                 ended_by[threading.current_thread()] = result
