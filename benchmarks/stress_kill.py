@@ -324,10 +324,19 @@ def main() -> int:
                 result = "returned"
             except (threadinject.ThreadKilled, Injected) as exc:
                 result = "killed" if isinstance(exc, threadinject.ThreadKilled) else "injected"
-                where = traceback.extract_tb(exc.__traceback__)[-1]
-                if os.path.basename(where.filename) in ("threading.py", "queue.py"):
-                    IN_THREADING.append(f"{kind}: {result} at {os.path.basename(where.filename)}:"
-                                        f"{where.lineno} {where.name}: {where.line}")
+                last = exc.__traceback__
+                while last is not None and last.tb_next is not None:
+                    last = last.tb_next
+                # where it landed, its source line looked up only where it is
+                # kept: formatting it for every worker took the killed thread
+                # over the kill's 5 s bound on 3.13t (ctypes backend, with
+                # allocating workers forcing stop-the-world collections)
+                filename = os.path.basename(last.tb_frame.f_code.co_filename) if last else ""
+                if filename in ("threading.py", "queue.py") or kind in LOCK_WAITERS:
+                    where = traceback.extract_tb(last)[-1]
+                if filename in ("threading.py", "queue.py"):
+                    IN_THREADING.append(f"{kind}: {result} at {filename}:{where.lineno} "
+                                        f"{where.name}: {where.line}")
                 if kind in LOCK_WAITERS:
                     decisions = [d for d in TRACE.get(threading.current_thread(), [])
                                  if "wake at" not in d][-8:]

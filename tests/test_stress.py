@@ -39,19 +39,7 @@ KILLS = "40" if FREE_THREADED else "150"
 
 @pytest.mark.parametrize("seed", [1, 2])
 @pytest.mark.parametrize("backend", ["c", "ctypes"])
-def test_short_stress_run(backend, seed, request):
-    if backend == "ctypes" and FREE_THREADED and seed == 2:
-        # Open defect (issue 4's note, 2026-11-26): since the script only
-        # kills Event/Queue workers on free-threaded builds, this seed's first
-        # kill hits a Queue.get() waiter, and with the ctypes backend, with
-        # allocating workers running, the kill is taken (nothing pending)
-        # but the thread waits on: 3 of 3 runs, also with the package of
-        # 2026-11-25 (so not a regression of the change that exposed it),
-        # never without the `allocate` workload, never with the C backend,
-        # never on GIL builds.  Still run: an unexpected pass is reported.
-        request.applymarker(pytest.mark.xfail(reason="free-threaded ctypes backend: a kill of a "
-                                              "Queue.get waiter lost (open, see the comment)",
-                                              strict=False))
+def test_short_stress_run(backend, seed):
     args = ["--kills", KILLS, "--seed", str(seed),
             "--workloads", "busy,sleep,recv,os.read,Event.wait,Queue.get,allocate,Popen.wait"]
     if backend == "ctypes" or not LINUX_X86_64:
