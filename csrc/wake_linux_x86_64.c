@@ -18,6 +18,7 @@
 #include "wake.h"
 
 #include <errno.h>
+#include <linux/futex.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -79,9 +80,9 @@ static atomic_flag arm_lock = ATOMIC_FLAG_INIT;
 
 /* ---------------------------------------------------------------------
  * The signal handler.  It performs only these operations, all
- * async-signal-safe: getpid(), syscall(SYS_gettid), syscall(SYS_sched_yield)
- * and clock_gettime(CLOCK_MONOTONIC) (while it holds the thread at its call:
- * hold_until_open); atomic loads, stores
+ * async-signal-safe: getpid(), syscall(SYS_gettid), and, while it holds the
+ * thread at its call (hold_until_open), clock_gettime(CLOCK_MONOTONIC) and a
+ * futex wait on the slot's gate (syscall(SYS_futex)); atomic loads, stores
  * and compare-exchanges on `slots`; reads of the interrupted context
  * (ucontext_t), of two code bytes at its instruction pointer and of the
  * guard word (a word of the wait the thread is verified to be returning
@@ -129,7 +130,9 @@ elapsed_ns(const struct timespec *since)
 
 /* Hold this thread, at the call of arming `seq` of `s`, until the injector
  * opens the gate (1) or for WAIT_NS, then give up (0; the injector finds the
- * gate GIVEN_UP and withdraws what it scheduled). */
+ * gate GIVEN_UP and withdraws what it scheduled).  It sleeps in a futex wait
+ * on the gate, which ti_let_go() wakes: no spinning, and under valgrind,
+ * which runs one thread at a time, the injector gets to run. */
 static int
 hold_until_open(slot *s, unsigned int seq)
 {
@@ -140,12 +143,17 @@ hold_until_open(slot *s, unsigned int seq)
         if (gate != (seq << 2 | SHUT)) {
             return gate == (seq << 2 | OPEN);
         }
-        if (elapsed_ns(&start) >= WAIT_NS
-            && atomic_compare_exchange_strong_explicit(&s->gate, &gate, seq << 2 | GIVEN_UP,
-                                                       memory_order_acq_rel, memory_order_acquire)) {
-            return 0;
+        long left = WAIT_NS - elapsed_ns(&start);
+        if (left <= 0) {
+            if (atomic_compare_exchange_strong_explicit(&s->gate, &gate, seq << 2 | GIVEN_UP,
+                                                        memory_order_acq_rel, memory_order_acquire)) {
+                return 0;
+            }
+            continue;   /* opened meanwhile */
         }
-        (void)syscall(SYS_sched_yield);
+        struct timespec wait = {left / 1000000000L, left % 1000000000L};
+        /* returns at once if the gate has changed; EINTR, ETIMEDOUT: look again */
+        (void)syscall(SYS_futex, (unsigned int *)&s->gate, FUTEX_WAIT_PRIVATE, gate, &wait, NULL, 0);
     }
 }
 
@@ -534,7 +542,11 @@ ti_let_go(const ti_hold *hold, int open)
 {
     slot *s = (slot *)hold->slot;
     unsigned int shut = hold->seq << 2 | SHUT;
-    return atomic_compare_exchange_strong(&s->gate, &shut, hold->seq << 2 | (open ? OPEN : GIVEN_UP));
+    if (!atomic_compare_exchange_strong(&s->gate, &shut, hold->seq << 2 | (open ? OPEN : GIVEN_UP))) {
+        return 0;
+    }
+    (void)syscall(SYS_futex, (unsigned int *)&s->gate, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+    return 1;
 }
 
 #endif /* __linux__ && __x86_64__ */
