@@ -64,7 +64,7 @@ typedef struct {
 int ti_call_parse(const char *fname, PyObject *const *args, ti_call *out);
 
 /* Send the signal to thread `tid` and have the handler hold it there if it
- * is returning from `call` (spinning, for up to 0.02 s).  Returns 1 if the
+ * is returning from `call` (in a futex wait, for up to 0.02 s).  Returns 1 if the
  * thread is held (*hold says where: let it go with ti_let_go()), 0 if it was
  * not at that call (or had ended), -ETIMEDOUT if the signal did not come in
  * time, -errno if it could not be sent.  Sets no exception.  Free-threaded
