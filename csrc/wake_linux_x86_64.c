@@ -486,6 +486,24 @@ ti_lock_wake_parse(PyObject *wake, unsigned long arg0, ti_lock_wake *out)
     return 0;
 }
 
+/* Arm the slot of `tid` as `wanted`, send the signal and wait for the
+ * handler (await_handler's result; *s and *seq say which arming).  0 if every
+ * slot is armed or the thread has ended, -errno if the signal could not be
+ * sent. */
+static int
+arm_signal_await(long tid, const slot *wanted, slot **s, unsigned int *seq)
+{
+    *s = arm(tid, wanted, seq);
+    if (*s == NULL) {
+        return 0;   /* every slot is armed */
+    }
+    int sent = send_signal(tid, atomic_load(&installed_signo));
+    if (sent <= 0) {
+        return sent < 0 ? -errno : 0;
+    }
+    return await_handler(*s, *seq, WAIT_NS);
+}
+
 int
 ti_wake_and_wait(long tid, const ti_lock_wake *wait)
 {
@@ -497,16 +515,9 @@ ti_wake_and_wait(long tid, const ti_lock_wake *wait)
     wanted.rewrite = 1;
     wanted.guard_addr = wait->guard_addr;
     wanted.guard_value = wait->guard_value;
+    slot *s;
     unsigned int seq;
-    slot *s = arm(tid, &wanted, &seq);
-    if (s == NULL) {
-        return 0;   /* every slot is armed */
-    }
-    int sent = send_signal(tid, atomic_load(&installed_signo));
-    if (sent <= 0) {
-        return sent < 0 ? -errno : 0;
-    }
-    return await_handler(s, seq, WAIT_NS);
+    return arm_signal_await(tid, &wanted, &s, &seq);
 }
 
 int
@@ -520,16 +531,9 @@ ti_hold_in_call(long tid, const ti_call *call, ti_hold *hold)
     wanted.zero_fdsets = call->zero_fdsets;
     wanted.rewrite = call->rewrite;
     wanted.hold = 1;
+    slot *s;
     unsigned int seq;
-    slot *s = arm(tid, &wanted, &seq);
-    if (s == NULL) {
-        return 0;   /* every slot is armed */
-    }
-    int sent = send_signal(tid, atomic_load(&installed_signo));
-    if (sent <= 0) {
-        return sent < 0 ? -errno : 0;
-    }
-    int rc = await_handler(s, seq, WAIT_NS);
+    int rc = arm_signal_await(tid, &wanted, &s, &seq);
     if (rc == 1) {
         hold->slot = s;
         hold->seq = seq;

@@ -57,7 +57,17 @@ def _landed(thread_body_lines: list[str], thread: threading.Thread) -> str:
     return thread_body_lines[0]
 
 
-def test_the_exception_lands_at_the_call_the_thread_is_held_at(core):
+def _inject_once_held(core, thread: threading.Thread, exc: BaseException) -> None:  # type: ignore[no-untyped-def]
+    """inject_in_call() until the thread is found held at its sleep (it can
+    be between two)."""
+    deadline = time.monotonic() + JOIN_TIMEOUT
+    while not _wake.inject_in_call(core, thread, exc, _sleeping_call(thread)):
+        assert time.monotonic() < deadline, "never held at its sleep"
+
+
+def _start_sleeper() -> tuple[threading.Thread, list[str]]:
+    """A thread in time.sleep(1e6), and the list it puts the line a Boom
+    landed at in."""
     lines: list[str] = []
 
     def sleeper() -> None:
@@ -68,30 +78,24 @@ def test_the_exception_lands_at_the_call_the_thread_is_held_at(core):
 
     thread = threading.Thread(target=sleeper, daemon=True)
     thread.start()
+    return thread, lines
+
+
+def test_the_exception_lands_at_the_call_the_thread_is_held_at(core):
+    thread, lines = _start_sleeper()
     assert _wake.inject_in_call(core, thread, Boom("held"), _sleeping_call(thread)) is True
     assert _landed(lines, thread) == "time.sleep(1e6)"
 
 
 def test_nothing_is_scheduled_in_a_thread_not_at_that_call(core):
-    lines: list[str] = []
-
-    def sleeper() -> None:
-        try:
-            time.sleep(1e6)
-        except Boom as exc:
-            lines.append(traceback.extract_tb(exc.__traceback__)[-1].line or "")
-
-    thread = threading.Thread(target=sleeper, daemon=True)
-    thread.start()
+    thread, lines = _start_sleeper()
     blocked = _sleeping_call(thread)
     # the same call returning elsewhere: the handler finds it not there
     assert core._inject_in_call(thread, Boom, thread.native_id, blocked.ip + 1, blocked.arg0,
                                 0, False, True) is False
     assert core.pending(thread) is None
     # interrupted, CPython went back to sleep: still there to be ended
-    deadline = time.monotonic() + JOIN_TIMEOUT
-    while not _wake.inject_in_call(core, thread, Boom("end"), _sleeping_call(thread)):
-        assert time.monotonic() < deadline, "never held at its sleep"
+    _inject_once_held(core, thread, Boom("end"))
     assert _landed(lines, thread) == "time.sleep(1e6)"
 
 
@@ -127,8 +131,6 @@ def test_a_thread_that_runs_on_into_a_lock_never_takes_it_after_the_acquire(core
 
         thread = threading.Thread(target=worker, daemon=True)
         thread.start()
-        deadline = time.monotonic() + JOIN_TIMEOUT
-        while not _wake.inject_in_call(core, thread, Boom("round"), _sleeping_call(thread)):
-            assert time.monotonic() < deadline, "never held at its sleep"
+        _inject_once_held(core, thread, Boom("round"))
         assert _landed(lines, thread) == "time.sleep(0.0005)"
         assert not lock.locked()

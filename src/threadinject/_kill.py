@@ -305,10 +305,7 @@ def _schedule_unseen(thread: threading.Thread, inject: InjectFn, pending: Pendin
         except TimeoutError:  # the thread did not take the signal: nothing scheduled
             held = False
         if held is not None:
-            try:
-                return None if held else Withheld(MOVING, *_syscalls.cpu_time(thread.native_id))  # type: ignore[arg-type]
-            except OSError:  # exiting
-                return None
+            return None if held else _afresh(thread)
     inject(thread, killed)
     if seen is not None:
         # Judged by the call it sleeps in: it must not have left that call
@@ -318,10 +315,7 @@ def _schedule_unseen(thread: threading.Thread, inject: InjectFn, pending: Pendin
         # after the acquire).  Else withdrawn, to be judged afresh.
         if still_as_seen(thread, seen) or not cancel(thread):
             return None
-        try:
-            return Withheld(MOVING, *_syscalls.cpu_time(thread.native_id))  # type: ignore[arg-type]
-        except OSError:  # exiting
-            return None
+        return _afresh(thread)
     # Judged running: until it lands, watch for the thread entering a futex
     # wait instead, and withdraw it at once (a hand-over in between lands it
     # right after acquire(): README, Limits).  A thread running Python code
@@ -332,6 +326,16 @@ def _schedule_unseen(thread: threading.Thread, inject: InjectFn, pending: Pendin
         if now is not None and now.wait is not None:
             return now if cancel(thread) else None
     return None
+
+
+def _afresh(thread: threading.Thread) -> Withheld | None:
+    """What _schedule_unseen() says of a thread that left the call it was
+    judged in before the exception was there: withheld, to be judged afresh
+    as if just seen moving (None if it is exiting)."""
+    try:
+        return Withheld(MOVING, *_syscalls.cpu_time(thread.native_id))  # type: ignore[arg-type]
+    except OSError:
+        return None
 
 
 # How long kill() watches, on free-threaded builds, for a thread it has
