@@ -117,6 +117,12 @@ def lands_inside_with(core: object) -> bool:
 
         if not _in_probe_thread(probe):
             return True  # unknown: the answer that defers the wake
+        if not landed:
+            # Taken by Python code the GC ran in the probe thread first
+            # (_Py_HandlePending runs a scheduled collection before it raises
+            # the exception: a gc.callbacks entry, a finalizer), where it was
+            # swallowed: seen once in the suite.  Unknown: not cached.
+            return True
         # Called with the exception once it has landed in the block (3.9,
         # 3.10); else, being Python code, it is where the exception lands, as
         # it starts (3.11+): then the traceback shows it was called.
