@@ -19,7 +19,8 @@ import traceback
 import pytest
 from conftest import JOIN_TIMEOUT
 
-from threadinject import _backends, _syscalls, _wake
+import threadinject
+from threadinject import ThreadKilled, _backends, _kill, _syscalls, _wake
 
 pytestmark = pytest.mark.skipif(
     not (sys.platform.startswith("linux") and platform.machine() == "x86_64")
@@ -134,3 +135,83 @@ def test_a_thread_that_runs_on_into_a_lock_never_takes_it_after_the_acquire(core
         _inject_once_held(core, thread, Boom("round"))
         assert _landed(lines, thread) == "time.sleep(0.0005)"
         assert not lock.locked()
+
+
+def _start_lock_looper(lock: threading.Lock) -> tuple[threading.Thread, list[str]]:
+    """A thread looping: sleep, bare acquire(), release; the list it puts
+    the line a ThreadKilled landed at in."""
+    lines: list[str] = []
+
+    def worker() -> None:
+        try:
+            while True:
+                time.sleep(0.0005)
+                lock.acquire()
+                try:
+                    pass
+                finally:
+                    lock.release()
+        except ThreadKilled as exc:
+            lines.append(traceback.extract_tb(exc.__traceback__)[-1].line or "")
+
+    thread = threading.Thread(target=worker, daemon=True)
+    thread.start()
+    return thread, lines
+
+
+def _judged_running(thread: threading.Thread, call: _syscalls.Blocked) -> _wake.Withheld:
+    """A thread kill() has watched run for PAST_CALL_CPU_NS, seen in `call` on the way."""
+    cpu_ns, resolution_ns = _syscalls.cpu_time(thread.native_id)  # type: ignore[arg-type]
+    return _wake.Withheld(None, cpu_ns - max(_wake.PAST_CALL_CPU_NS, 2 * resolution_ns), resolution_ns, call)
+
+
+def _no_plain_inject(thread: object, exc: object) -> None:
+    raise AssertionError("scheduled into the running thread")
+
+
+def test_a_thread_judged_running_is_held_at_the_call_it_was_seen_in(core, monkeypatch):
+    # The kill of a worker that sleeps and takes a free lock: /proc mostly
+    # catches it moving, so it counts as running; scheduled as it ran, the
+    # exception once landed right after its acquire() (3.13t stress run).
+    # Held at the sleep it was seen in, it lands at the sleep.
+    monkeypatch.setattr(_kill, "withhold_unseen", lambda thread, withheld, searched: (None, None))
+    lock = threading.Lock()
+    for _ in range(10):
+        thread, lines = _start_lock_looper(lock)
+        withheld: _wake.Withheld | None = _judged_running(thread, _sleeping_call(thread))
+        tried = []
+
+        def inject_in_call(thread: threading.Thread, exc: BaseException,
+                           call: _syscalls.Blocked) -> bool | None:
+            tried.append(call)
+            return _wake.inject_in_call(core, thread, exc, call)
+
+        killed = ThreadKilled()
+        while withheld is not None:
+            assert withheld.tries < _wake.HELD_TRIES, "never found in its sleep"
+            withheld = _kill._schedule_unseen(thread, _no_plain_inject, core.pending, core.cancel, killed,
+                                              withheld, {}, inject_in_call)
+        assert _landed(lines, thread) == "time.sleep(0.0005)"
+        assert not lock.locked()
+        assert tried
+
+
+def test_a_thread_never_found_at_that_call_is_scheduled_into_after_the_tries(core, monkeypatch):
+    monkeypatch.setattr(_kill, "withhold_unseen", lambda thread, withheld, searched: (None, None))
+    thread, lines = _start_sleeper()
+    withheld: _wake.Withheld | None = _judged_running(thread, _sleeping_call(thread))
+    injected = []
+
+    def inject(thread: threading.Thread, exc: BaseException) -> None:
+        injected.append(exc)
+        core.inject(thread, Boom("scheduled"))
+
+    attempts = 0
+    while withheld is not None:
+        attempts += 1
+        withheld = _kill._schedule_unseen(thread, inject, core.pending, core.cancel, ThreadKilled(),
+                                          withheld, {}, lambda *args: False)  # never found there
+        assert attempts <= _wake.HELD_TRIES + 1
+    assert attempts == _wake.HELD_TRIES + 1 and len(injected) == 1
+    threadinject.wake(thread)  # it sleeps in time.sleep(1e6) with Boom pending
+    assert _landed(lines, thread) == "time.sleep(1e6)"

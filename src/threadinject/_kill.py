@@ -12,7 +12,7 @@ from . import _frames, _syscalls
 from ._errors import ThreadKilled, ThreadNotFoundError
 from ._locks import LockWait
 from ._types import CancelFn, InjectFn, InjectIfAtFn, KillFn, PendingFn, ThreadArg
-from ._wake import MOVING, Judgement, WakeFn, WakeStatus, Withheld, still_as_seen, withhold_unseen
+from ._wake import HELD_TRIES, MOVING, Judgement, WakeFn, WakeStatus, Withheld, still_as_seen, withhold_unseen
 
 __all__ = ["KillAtExitFn", "make_kill", "make_kill_at_exit"]
 
@@ -296,16 +296,21 @@ def _schedule_unseen(thread: threading.Thread, inject: InjectFn, pending: Pendin
     could skip the `finally` that releases a lock."""
     if killed.__traceback__ is not None:  # raised: it is on its way out
         return None
+    previous = withheld
     withheld, seen = withhold_unseen(thread, withheld, searched)
     if withheld is not None:
         return withheld
     if seen is not None and seen.blocked is not None and inject_in_call is not None:
-        try:
-            held = inject_in_call(thread, killed, seen.blocked)  # lands at that very call
-        except TimeoutError:  # the thread did not take the signal: nothing scheduled
-            held = False
+        held = _hold_and_inject(thread, killed, seen.blocked, inject_in_call)  # lands at that very call
         if held is not None:
-            return None if held else _afresh(thread)
+            return None if held else _afresh(thread, seen.blocked)
+    elif seen is None and previous is not None and previous.call is not None \
+            and previous.tries < HELD_TRIES and inject_in_call is not None:
+        # judged running, but seen in a system call since: held there, it
+        # lands there, not after an acquire() it may be about to make
+        held = _hold_and_inject(thread, killed, previous.call, inject_in_call)
+        if held is not None:
+            return None if held else previous._replace(tries=previous.tries + 1)
     inject(thread, killed)
     if seen is not None:
         # Judged by the call it sleeps in: it must not have left that call
@@ -328,12 +333,22 @@ def _schedule_unseen(thread: threading.Thread, inject: InjectFn, pending: Pendin
     return None
 
 
-def _afresh(thread: threading.Thread) -> Withheld | None:
+def _hold_and_inject(thread: threading.Thread, killed: ThreadKilled, call: _syscalls.Blocked,
+                     inject_in_call: InjectInCallFn) -> bool | None:
+    """inject_in_call(), a thread that did not take the signal counting as
+    one that has left the call (nothing was scheduled)."""
+    try:
+        return inject_in_call(thread, killed, call)
+    except TimeoutError:
+        return False
+
+
+def _afresh(thread: threading.Thread, call: _syscalls.Blocked | None = None) -> Withheld | None:
     """What _schedule_unseen() says of a thread that left the call it was
     judged in before the exception was there: withheld, to be judged afresh
     as if just seen moving (None if it is exiting)."""
     try:
-        return Withheld(MOVING, *_syscalls.cpu_time(thread.native_id))  # type: ignore[arg-type]
+        return Withheld(MOVING, *_syscalls.cpu_time(thread.native_id), call)  # type: ignore[arg-type]
     except OSError:
         return None
 

@@ -378,6 +378,8 @@ class Seen(NamedTuple):
     waking while it was read (MOVING)."""
     sampled: tuple[_syscalls.Blocked, ...] = ()
     """MOVING: the futex waits those reads caught it in."""
+    call: _syscalls.Blocked | None = None
+    """MOVING: the last other system call those reads caught it in."""
 
     @property
     def wait(self) -> WaitId | None:
@@ -400,6 +402,7 @@ def _seen(thread: threading.Thread) -> Seen | None:
     if not _syscalls.SUPPORTED or thread.native_id is None:
         return None
     sampled = []
+    call = None
     for _ in range(3):
         try:
             # the count on both sides of the call's read: equal, they
@@ -413,6 +416,8 @@ def _seen(thread: threading.Thread) -> Seen | None:
             return Seen(blocked, after)
         if blocked is not None and blocked.number == _syscalls.FUTEX:
             sampled.append(blocked)
+        elif blocked is not None:
+            call = blocked
     for _ in range(_MOVING_SAMPLES):  # a few more looks at what it keeps blocking in
         try:
             blocked = _syscalls.blocked_call(thread.native_id)
@@ -420,7 +425,9 @@ def _seen(thread: threading.Thread) -> Seen | None:
             return None
         if blocked is not None and blocked.number == _syscalls.FUTEX:
             sampled.append(blocked)
-    return Seen(None, -1, tuple(sampled))
+        elif blocked is not None:
+            call = blocked
+    return Seen(None, -1, tuple(sampled), call)
 
 
 #: How many more times _seen() reads the system call of a thread that keeps
@@ -447,6 +454,25 @@ class Withheld(NamedTuple):
     cpu_ns: int
     """The CPU time it had used then (when first seen running, if so)."""
     resolution_ns: int
+    call: _syscalls.Blocked | None = None
+    """The last system call other than a futex wait it was seen in since: where
+    kill() holds it to schedule the exception once it counts as running,
+    rather than schedule it into a thread that may be about to call
+    acquire() (HELD_TRIES)."""
+    tries: int = 0
+    """How often kill() has tried to hold it there since it counted as running."""
+
+
+#: How many times kill() tries to hold a thread judged running at the last
+#: system call it was seen in (Withheld.call) before it schedules the
+#: exception into the running thread all the same.  A thread that both
+#: sleeps and takes a free lock (a worker loop: acquire, work, release,
+#: sleep) is mostly caught "moving" by /proc and counts as running; an
+#: exception scheduled into it as it runs lands wherever it is, right after
+#: a bare acquire() too (a 3.13t stress run with the lock workloads left
+#: the lock held that way after 5,149 kills, 2026-11-26).  Held at its
+#: sleep, it lands there.  Each try is a signal, one poll of kill() apart.
+HELD_TRIES = 20
 
 
 #: CPU time a thread must use outside futex waits before kill() takes it to
@@ -503,10 +529,10 @@ def withhold_unseen(thread: threading.Thread, withheld: Withheld | None,
             wait = None
     if wait is None:
         if withheld is None:
-            return Withheld(None, cpu_ns, resolution_ns), None
+            return Withheld(None, cpu_ns, resolution_ns, seen.call), None
         if cpu_ns - withheld.cpu_ns >= max(PAST_CALL_CPU_NS, 2 * withheld.resolution_ns):
             return None, None
-        return withheld, None
+        return withheld._replace(call=seen.call or withheld.call), None
     if (withheld is None or wait != withheld.wait) and seen.blocked is not None \
             and _queued_in(lock_wait) is not None:
         return None, seen  # searched once per wait: the search reads every object
