@@ -182,9 +182,10 @@ def test_a_thread_judged_running_is_held_at_the_call_it_was_seen_in(core, monkey
         tried = []
 
         def inject_in_call(thread: threading.Thread, exc: BaseException,
-                           call: _syscalls.Blocked) -> bool | None:
-            tried.append(call)
-            return _wake.inject_in_call(core, thread, exc, call)
+                           call: _syscalls.Blocked, rewrite: bool = True) -> bool | None:
+            # a call seen a while ago: interrupted, never given a fake result
+            tried.append((call, rewrite))
+            return _wake.inject_in_call(core, thread, exc, call, rewrite)
 
         killed = ThreadKilled()
         while withheld is not None:
@@ -193,7 +194,7 @@ def test_a_thread_judged_running_is_held_at_the_call_it_was_seen_in(core, monkey
                                               withheld, {}, inject_in_call)
         assert _landed(lines, thread) == "time.sleep(0.0005)"
         assert not lock.locked()
-        assert tried
+        assert tried and all(rewrite is False for _, rewrite in tried)
 
 
 def test_a_thread_never_found_at_that_call_is_scheduled_into_after_the_tries(core, monkeypatch):
@@ -214,4 +215,20 @@ def test_a_thread_never_found_at_that_call_is_scheduled_into_after_the_tries(cor
         assert attempts <= _wake.HELD_TRIES + 1
     assert attempts == _wake.HELD_TRIES + 1 and len(injected) == 1
     threadinject.wake(thread)  # it sleeps in time.sleep(1e6) with Boom pending
+    assert _landed(lines, thread) == "time.sleep(1e6)"
+
+
+def test_held_without_rewriting_the_call_goes_on_and_the_exception_lands_as_it_returns(core):
+    # kill() holds a thread at a call it saw some time ago without faking a
+    # result (the call may be another library's by then): interrupted, the
+    # interpreter's sleep goes on, the exception pending, until it returns
+    # or wake() ends it
+    thread, lines = _start_sleeper()
+    deadline = time.monotonic() + JOIN_TIMEOUT
+    while not _wake.inject_in_call(core, thread, Boom("held"), _sleeping_call(thread), rewrite=False):
+        assert time.monotonic() < deadline, "never held at its sleep"
+    if not _syscalls.CPYTHON_RAISES_AFTER_EINTR:  # 3.15+ raises it after the interruption
+        assert _sleeping_call(thread).number != _syscalls.FUTEX
+        assert lines == [] and core.pending(thread) is not None
+        threadinject.wake(thread)
     assert _landed(lines, thread) == "time.sleep(1e6)"

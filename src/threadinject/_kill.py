@@ -279,8 +279,11 @@ def _join_waking(thread: threading.Thread, deadline: float | None, wake: WakeFn,
         pause = min(pause * 2, 0.005 if status in _SOON else 0.1)
 
 
-#: _wake.inject_in_call() bound to the C module
-InjectInCallFn = Callable[[threading.Thread, BaseException, _syscalls.Blocked], "bool | None"]
+class InjectInCallFn(Protocol):
+    """_wake.inject_in_call() bound to the C module."""
+
+    def __call__(self, thread: threading.Thread, exc: BaseException, blocked: _syscalls.Blocked,
+                 rewrite: bool = True) -> bool | None: ...
 
 
 def _schedule_unseen(thread: threading.Thread, inject: InjectFn, pending: PendingFn, cancel: CancelFn,
@@ -307,8 +310,9 @@ def _schedule_unseen(thread: threading.Thread, inject: InjectFn, pending: Pendin
     elif seen is None and previous is not None and previous.call is not None \
             and previous.tries < HELD_TRIES and inject_in_call is not None:
         # judged running, but seen in a system call since: held there, it
-        # lands there, not after an acquire() it may be about to make
-        held = _hold_and_inject(thread, killed, previous.call, inject_in_call)
+        # lands there, not after an acquire() it may be about to make (the
+        # call interrupted, not ended: it was seen a while ago)
+        held = _hold_and_inject(thread, killed, previous.call, inject_in_call, rewrite=False)
         if held is not None:
             return None if held else previous._replace(tries=previous.tries + 1)
     inject(thread, killed)
@@ -334,11 +338,11 @@ def _schedule_unseen(thread: threading.Thread, inject: InjectFn, pending: Pendin
 
 
 def _hold_and_inject(thread: threading.Thread, killed: ThreadKilled, call: _syscalls.Blocked,
-                     inject_in_call: InjectInCallFn) -> bool | None:
+                     inject_in_call: InjectInCallFn, rewrite: bool = True) -> bool | None:
     """inject_in_call(), a thread that did not take the signal counting as
     one that has left the call (nothing was scheduled)."""
     try:
-        return inject_in_call(thread, killed, call)
+        return inject_in_call(thread, killed, call, rewrite)
     except TimeoutError:
         return False
 

@@ -540,7 +540,7 @@ def withhold_unseen(thread: threading.Thread, withheld: Withheld | None,
 
 
 def inject_in_call(core: ModuleType | None, thread: threading.Thread, exc: BaseException,
-                   blocked: _syscalls.Blocked) -> bool | None:
+                   blocked: _syscalls.Blocked, rewrite: bool = True) -> bool | None:
     """Free-threaded kill(): schedule `exc` in `thread` while the wake
     signal's handler holds it at the system call `blocked`, then let it go
     with the call's result rewritten, as wake() would: the exception lands at
@@ -550,19 +550,26 @@ def inject_in_call(core: ModuleType | None, thread: threading.Thread, exc: BaseE
     3.13t).  Returns whether it was scheduled (False: the thread had left
     the call), or None where it cannot be done (no C backend or platform
     support, a call wake() does not end, not the interpreter's call, the
-    signal blocked): the caller falls back to scheduling and re-checking."""
+    signal blocked): the caller falls back to scheduling and re-checking.
+
+    `rewrite=False`: let the call go on interrupted (-EINTR, which the
+    interpreter's calls retry) instead, for a call seen some time ago: the
+    thread may be in that same C library call made by other code by now,
+    and no result is faked for it (the check that the interpreter made the
+    call reads the stack `blocked` was seen with).  The exception lands as
+    the call returns, or wake() ends the call meanwhile."""
     native_id = thread.native_id
     substitute = _syscalls.substitute_for(blocked.number)
     if (core is None or native_id is None or not core.WAKE_SUPPORTED or not _syscalls.SUPPORTED
             or substitute is None or blocked.number == _syscalls.FUTEX
-            or _syscalls.called_from_interpreter(blocked.sp) is not True):
+            or (rewrite and _syscalls.called_from_interpreter(blocked.sp) is not True)):
         return None
     try:
         if _syscalls.signal_blocked(native_id, _syscalls.chosen_signal()):
             return None
     except OSError:  # the task is exiting
         return False
-    rewrite = not _syscalls.CPYTHON_RAISES_AFTER_EINTR
+    rewrite = rewrite and not _syscalls.CPYTHON_RAISES_AFTER_EINTR
     return bool(core._inject_in_call(thread, exc, native_id, blocked.ip, blocked.arg0, substitute.result,
                                      substitute.zero_fdsets, rewrite))
 
