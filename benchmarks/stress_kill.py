@@ -388,7 +388,20 @@ def main() -> int:
         i = random.randrange(len(workers))
         worker = workers[i]
         time.sleep(random.random() * 0.001)
-        if not worker.is_alive() and worker in cancelled:
+        action = random.choices(list(actions), (8, 1, 1))[0]
+        if action != "kill" and worker.name not in inject_safe:
+            action = "kill"
+        # a worker whose injection was withdrawn too late dies of it (racing
+        # the injection below: it can end after is_alive() said it runs)
+        try:
+            if not worker.is_alive() and worker in cancelled:
+                raise threadinject.ThreadNotFoundError(worker)
+            if action != "kill":
+                threadinject.inject(worker, Injected("withdrawn" if action == "inject+cancel" else "woken"))
+        except threadinject.ThreadNotFoundError:
+            if worker not in cancelled:
+                raise
+            worker.join(5)
             if not CANCEL_CAN_BE_TOO_LATE:
                 failures.append(f"{worker.name}: a withdrawn injection was delivered")
                 break
@@ -397,9 +410,6 @@ def main() -> int:
             cancelled.discard(worker)
             workers[i] = start(random.choices(kinds, weights)[0])
             continue
-        action = random.choices(list(actions), (8, 1, 1))[0]
-        if action != "kill" and worker.name not in inject_safe:
-            action = "kill"
         actions[action] += 1
         if action == "kill":
             n += 1
@@ -412,7 +422,6 @@ def main() -> int:
         elif action == "inject+cancel":
             # a thread blocked in a wait never runs bytecode in between, and a
             # running one may take it first: then it ends by it
-            threadinject.inject(worker, Injected("withdrawn"))
             try:
                 if threadinject.cancel(worker):
                     cancelled.add(worker)
@@ -424,7 +433,6 @@ def main() -> int:
         else:
             # one wake() can find the thread running, just before it blocks:
             # repeated, as kill() does
-            threadinject.inject(worker, Injected("woken"))
             until = time.monotonic() + 5
             while worker.is_alive() and time.monotonic() < until:
                 try:
