@@ -14,14 +14,17 @@
  *
  * How it hands it over depends on the CPython version (checked at run time,
  * since one abi3 build serves several):
- *   - 3.11+: return the instance.  3.12+ `_PyErr_SetObject` normalises at
- *     once and takes the type from the instance; 3.11 keeps only the value on
- *     the stack, so `except TheirType` and sys.exc_info() see their type.
- *     Raising instead would make 3.12+ attach a "Normalization failed" note.
- *   - 3.9 and 3.10: raise the instance.  Returning it would leave the carrier
+ *   - 3.12+: return the instance.  `_PyErr_SetObject` normalises at once
+ *     and takes the type from the instance.  Raising instead would make it
+ *     attach a "Normalization failed" note.
+ *   - 3.9 to 3.11: raise the instance.  Returning it would leave the carrier
  *     as the exception *type* (`PyErr_NormalizeException` keeps the type when
- *     the value is not an instance of it), so `except TheirType` would not
- *     match.  Raising makes normalisation restart from the instance's type.
+ *     the value is not an instance of it): on 3.9 and 3.10 `except TheirType`
+ *     would not match; on 3.11, which keeps only the value on the stack, the
+ *     `except` matches, but whatever reads the raised type before that (C
+ *     code's PyErr_ExceptionMatches, an unraisable report: seen in
+ *     tests/test_landing.py) sees the carrier.  Raising makes normalisation
+ *     restart from the instance's type.
  * Both paths keep implicit chaining: the instance's __context__ is the
  * exception the target was handling, if any.
  */

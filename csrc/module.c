@@ -89,7 +89,7 @@ core_exec(PyObject *module)
         }
         return -1;
     }
-    st->deliver_by_raising = version < 0x030B0000;
+    st->deliver_by_raising = version < 0x030C0000;
     st->collect_on_alloc = version < 0x030C0000;
 
     st->str_ident = PyUnicode_InternFromString("_ident");

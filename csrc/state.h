@@ -35,7 +35,7 @@ typedef struct {
     PyObject *gc;
     int collect_on_alloc;
     /* Whether the carrier hands the exception over by raising it (CPython
-     * < 3.11) rather than returning it (3.11+); see carrier.c. */
+     * < 3.12) rather than returning it (3.12+); see carrier.c. */
     int deliver_by_raising;
 #if TI_FREE_THREADED
     /* Serialises every access to `pending` (free-threaded builds only: with

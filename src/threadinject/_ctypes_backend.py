@@ -7,14 +7,14 @@ comments there explain the why.  Differences:
 
 * registration is checked and the exception scheduled while holding
   ``threading._active_limbo_lock`` (Python code can switch threads anywhere);
-* on CPython 3.9 and 3.10 the C carrier raises the instance from tp_new.  A
+* on CPython 3.9 to 3.11 the C carrier raises the instance from tp_new.  A
   Python ``__new__`` cannot do that: the exception would carry a traceback of
   its own frame, and normalisation (``PyErr_NormalizeException``) would then
   drop the traceback of the target's frames.  So there the carrier is a
   subclass of the exception's own type (made once per type), whose
   ``__new__`` returns the instance: ``except TheirType`` matches and the
-  traceback is intact, but ``sys.exc_info()[0]`` is that subclass, which
-  bears the same name.
+  traceback is intact, but on 3.9 and 3.10 ``sys.exc_info()[0]`` is that
+  subclass, which bears the same name.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ _clear_async_exc.argtypes = (ctypes.c_ulong, ctypes.c_void_p)  # None -> NULL
 _clear_async_exc.restype = ctypes.c_int
 
 _MAX_IDENT = 2 ** (8 * ctypes.sizeof(ctypes.c_ulong)) - 1
-_DELIVER_BY_RAISING = sys.version_info < (3, 11)
+_DELIVER_BY_RAISING = sys.version_info < (3, 12)
 
 # {ident: [exception class or instance, withdrawn]} injected and not yet
 # received.  An entry is removed when it is received or replaced; cancel()
