@@ -401,8 +401,7 @@ def _seen(thread: threading.Thread) -> Seen | None:
     x86-64, or the task is exiting)."""
     if not _syscalls.SUPPORTED or thread.native_id is None:
         return None
-    sampled = []
-    call = None
+    caught = []  # the calls the reads caught it in while it kept moving
     for _ in range(3):
         try:
             # the count on both sides of the call's read: equal, they
@@ -414,20 +413,15 @@ def _seen(thread: threading.Thread) -> Seen | None:
             return None
         if before == after:
             return Seen(blocked, after)
-        if blocked is not None and blocked.number == _syscalls.FUTEX:
-            sampled.append(blocked)
-        elif blocked is not None:
-            call = blocked
+        caught.append(blocked)
     for _ in range(_MOVING_SAMPLES):  # a few more looks at what it keeps blocking in
         try:
-            blocked = _syscalls.blocked_call(thread.native_id)
+            caught.append(_syscalls.blocked_call(thread.native_id))
         except OSError:
             return None
-        if blocked is not None and blocked.number == _syscalls.FUTEX:
-            sampled.append(blocked)
-        elif blocked is not None:
-            call = blocked
-    return Seen(None, -1, tuple(sampled), call)
+    futex = tuple(b for b in caught if b is not None and b.number == _syscalls.FUTEX)
+    other = [b for b in caught if b is not None and b.number != _syscalls.FUTEX]
+    return Seen(None, -1, futex, other[-1] if other else None)
 
 
 #: How many more times _seen() reads the system call of a thread that keeps
