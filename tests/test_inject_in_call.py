@@ -111,35 +111,10 @@ def test_bad_arguments_are_type_errors(core, bad, message):
         core._inject_in_call(*bad)
 
 
-def test_a_thread_that_runs_on_into_a_lock_never_takes_it_after_the_acquire(core):
-    # Each round holds the thread in a short sleep that is followed by a
-    # bare acquire(); the exception must land at the sleep every time.
-    lock = threading.Lock()
-    for _ in range(30):
-        lines: list[str] = []
-
-        def worker() -> None:
-            try:
-                while True:
-                    time.sleep(0.0005)
-                    lock.acquire()
-                    try:
-                        pass
-                    finally:
-                        lock.release()
-            except Boom as exc:
-                lines.append(traceback.extract_tb(exc.__traceback__)[-1].line or "")
-
-        thread = threading.Thread(target=worker, daemon=True)
-        thread.start()
-        _inject_once_held(core, thread, Boom("round"))
-        assert _landed(lines, thread) == "time.sleep(0.0005)"
-        assert not lock.locked()
-
-
-def _start_lock_looper(lock: threading.Lock) -> tuple[threading.Thread, list[str]]:
+def _start_lock_looper(lock: threading.Lock,
+                       caught: type[BaseException] = Boom) -> tuple[threading.Thread, list[str]]:
     """A thread looping: sleep, bare acquire(), release; the list it puts
-    the line a ThreadKilled landed at in."""
+    the line a `caught` landed at in."""
     lines: list[str] = []
 
     def worker() -> None:
@@ -151,12 +126,23 @@ def _start_lock_looper(lock: threading.Lock) -> tuple[threading.Thread, list[str
                     pass
                 finally:
                     lock.release()
-        except ThreadKilled as exc:
+        except caught as exc:
             lines.append(traceback.extract_tb(exc.__traceback__)[-1].line or "")
 
     thread = threading.Thread(target=worker, daemon=True)
     thread.start()
     return thread, lines
+
+
+def test_a_thread_that_runs_on_into_a_lock_never_takes_it_after_the_acquire(core):
+    # Each round holds the thread in a short sleep that is followed by a
+    # bare acquire(); the exception must land at the sleep every time.
+    lock = threading.Lock()
+    for _ in range(30):
+        thread, lines = _start_lock_looper(lock)
+        _inject_once_held(core, thread, Boom("round"))
+        assert _landed(lines, thread) == "time.sleep(0.0005)"
+        assert not lock.locked()
 
 
 def _judged_running(thread: threading.Thread, call: _syscalls.Blocked) -> _wake.Withheld:
@@ -177,7 +163,7 @@ def test_a_thread_judged_running_is_held_at_the_call_it_was_seen_in(core, monkey
     monkeypatch.setattr(_kill, "withhold_unseen", lambda thread, withheld, searched: (None, None))
     lock = threading.Lock()
     for _ in range(10):
-        thread, lines = _start_lock_looper(lock)
+        thread, lines = _start_lock_looper(lock, ThreadKilled)
         withheld: _wake.Withheld | None = _judged_running(thread, _sleeping_call(thread))
         tried = []
 

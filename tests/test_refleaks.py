@@ -8,11 +8,14 @@ sees a leaked reference to any object, not just the ones named here.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import sys
 import threading
+import time
 import tracemalloc
+from collections.abc import Iterator
 
 import pytest
 from conftest import JOIN_TIMEOUT
@@ -82,10 +85,26 @@ def measure(cycle, rounds: int, *objects: object) -> tuple[list[int], list[int],
     return before, after, grown
 
 
-def test_scheduling_calls_leak_nothing():
+@contextlib.contextmanager
+def waiting_thread() -> Iterator[threading.Thread]:
+    """A thread blocked in Event.wait() (nothing is delivered to it) while
+    the block runs, then let go and joined."""
     release = threading.Event()
-    target = threading.Thread(target=release.wait, daemon=True)  # blocked: nothing is delivered
+    target = threading.Thread(target=release.wait, daemon=True)
     target.start()
+    try:
+        yield target
+    finally:
+        release.set()
+        target.join(JOIN_TIMEOUT)
+
+
+def test_scheduling_calls_leak_nothing():
+    with waiting_thread() as target:
+        scheduling_calls_leak_nothing(target)
+
+
+def scheduling_calls_leak_nothing(target: threading.Thread) -> None:
     instance = Injected("kept pending")
     if core.WAKE_SUPPORTED:
         from threadinject import _syscalls
@@ -124,11 +143,7 @@ def test_scheduling_calls_leak_nothing():
             raises((TypeError, ValueError, ThreadNotFoundError), core.inject, *args)
         raises((ThreadNotFoundError,), core.pending, unknown)
 
-    try:
-        before, after, grown = measure(cycle, ROUNDS, Injected, instance, target, ident)
-    finally:
-        release.set()
-        target.join(JOIN_TIMEOUT)
+    before, after, grown = measure(cycle, ROUNDS, Injected, instance, target, ident)
     assert before == after
     assert grown < LIMIT, f"{grown} bytes grew over {ROUNDS} cycles"
 
@@ -181,9 +196,6 @@ def test_delivery_leaks_nothing():
 def test_wake_calls_leak_nothing():
     import threadinject
 
-    release = threading.Event()
-    target = threading.Thread(target=release.wait, daemon=True)
-    target.start()
     ok = (0, 0, 0, 0, False, False, 0, 0)
     bad = [(), ("tid", *ok[1:]), (*ok[:1], -1, *ok[2:]), (*ok[:7], 2**64),
            (*ok[:4], Untruthful(), *ok[5:])]
@@ -193,11 +205,8 @@ def test_wake_calls_leak_nothing():
             raises((TypeError, ValueError, OverflowError, Injected), core._wake_send, *args)
         assert threadinject.wake(target).status is threadinject.WakeStatus.NOTHING_PENDING
 
-    try:
+    with waiting_thread() as target:
         before, after, grown = measure(cycle, ROUNDS, Injected, target)
-    finally:
-        release.set()
-        target.join(JOIN_TIMEOUT)
     assert before == after
     assert grown < LIMIT, f"{grown} bytes grew over {ROUNDS} cycles"
 
@@ -210,12 +219,6 @@ def test_held_injection_leaks_nothing():
     from threadinject import _syscalls
 
     _syscalls.chosen_signal()  # installs the handler
-    release = threading.Event()
-    target = threading.Thread(target=release.wait, daemon=True)
-    target.start()
-    tid = target.native_id
-    while (waiting := _syscalls.blocked_call(tid)) is None:  # type: ignore[arg-type]
-        release.wait(0.001)
     instance = Injected("held")
     held = [0]
 
@@ -229,13 +232,15 @@ def test_held_injection_leaks_nothing():
         raises((TypeError,), core._inject_in_call, target, instance, tid, 0, 0)
         raises((TypeError,), core._inject_in_call, target, "exc", tid, 0, 0, 0, False, True)
 
-    try:
+    with waiting_thread() as target:
+        tid = target.native_id
+        deadline = time.monotonic() + JOIN_TIMEOUT
+        while (waiting := _syscalls.blocked_call(tid)) is None:  # type: ignore[arg-type]
+            assert time.monotonic() < deadline, "the thread never blocked"
+            time.sleep(0.001)
         # a tenth: two signals per cycle, each waited for (a leak per cycle
         # still shows in the refcounts, and in sys.gettotalrefcount())
         before, after, grown = measure(cycle, ROUNDS // 10, Injected, instance, target)
-    finally:
-        release.set()
-        target.join(JOIN_TIMEOUT)
     # with a GIL the target mostly waits for it (this thread runs the cycles)
     # after each interruption, not in its lock wait: held a few hundred times
     assert held[0] > 0, "never held: the scheduling path was not measured"
