@@ -8,11 +8,21 @@ import threading
 import time
 from typing import Callable, Protocol
 
-from . import _frames, _syscalls
+from . import _frames, _monitor, _syscalls
 from ._errors import ThreadKilled, ThreadNotFoundError
 from ._locks import LockWait
 from ._types import CancelFn, InjectFn, InjectIfAtFn, KillFn, PendingFn, ThreadArg
-from ._wake import HELD_TRIES, MOVING, Judgement, WakeFn, WakeStatus, Withheld, still_as_seen, withhold_unseen
+from ._wake import (
+    HELD_TRIES,
+    MOVING,
+    Judgement,
+    Seen,
+    WakeFn,
+    WakeStatus,
+    Withheld,
+    still_as_seen,
+    withhold_unseen,
+)
 
 __all__ = ["KillAtExitFn", "make_kill", "make_kill_at_exit"]
 
@@ -289,20 +299,46 @@ class InjectInCallFn(Protocol):
 def _schedule_unseen(thread: threading.Thread, inject: InjectFn, pending: PendingFn, cancel: CancelFn,
                      killed: ThreadKilled, withheld: Withheld | None,
                      searched: dict[int, LockWait | None],
-                     inject_in_call: InjectInCallFn | None) -> Withheld | None:
+                     inject_in_call: InjectInCallFn | None,
+                     watch: _monitor.Watch | None = None) -> Withheld | None:
     """Inject `killed` unless withhold_unseen() says it must wait (on a
     free-threaded build); what it says, if so.
 
     Not once it has been raised: a cancel() can come too late, once the
     target has taken the exception and is raising it (free-threaded builds:
     tests/test_inject.py), and a second one landing as the first unwinds
-    could skip the `finally` that releases a lock."""
+    could skip the `finally` that releases a lock.
+
+    With a `watch` (_monitor.py) the thread raises `killed` itself when it
+    runs; this schedules it only into a thread blocked in a call, having
+    claimed the delivery (and gives the claim back if it withdraws it).
+    Where the watch covers loops, a thread judged running is left to it."""
     if killed.__traceback__ is not None:  # raised: it is on its way out
         return None
     previous = withheld
     withheld, seen = withhold_unseen(thread, withheld, searched)
     if withheld is not None:
         return withheld
+    if seen is None and watch is not None and _monitor.covers_loops():
+        return _afresh(thread)  # running: it raises the exception itself, where its frame allows
+    if watch is not None and not watch.claim():
+        return None if killed.__traceback__ is not None else _afresh(thread)
+    scheduled: Withheld | None = None
+    try:
+        scheduled = _schedule_claimed(thread, inject, pending, cancel, killed, previous, seen, searched,
+                                      inject_in_call)
+    finally:
+        if watch is not None and scheduled is not None:
+            watch.unclaim()  # nothing was left scheduled
+    return scheduled
+
+
+def _schedule_claimed(thread: threading.Thread, inject: InjectFn, pending: PendingFn, cancel: CancelFn,
+                      killed: ThreadKilled, previous: Withheld | None, seen: Seen | None,
+                      searched: dict[int, LockWait | None],
+                      inject_in_call: InjectInCallFn | None) -> Withheld | None:
+    """_schedule_unseen() once it has decided to schedule: None if the
+    exception is left scheduled (or has landed), else why it was withdrawn."""
     if seen is not None and seen.blocked is not None and inject_in_call is not None:
         held = _hold_and_inject(thread, killed, seen.blocked, inject_in_call)  # lands at that very call
         if held is not None:
@@ -367,41 +403,55 @@ def _join_waking_unseen(thread: threading.Thread, deadline: float | None, wake: 
                         inject_in_call: InjectInCallFn | None) -> None:
     """_join_waking() where no frame can be read (free-threaded builds).
 
-    The exception is scheduled only where it cannot land right after an
-    acquire() returned True, as far as /proc tells (withhold_unseen()); in
-    between, wake() ends the waits it can (system calls, Condition waits),
-    and one it finds in a lock wait after all is withdrawn again.  The
-    thread runs on while all this is read (no GIL): README, Limits says
-    what can still go wrong.
+    While it runs, the thread raises the exception itself at its next safe
+    point where sys.monitoring allows (_monitor.py).  kill() schedules it
+    only where it cannot land right after an acquire() returned True, as
+    far as /proc tells (withhold_unseen()): into a thread it holds at a
+    system call, or one in a Condition wait, which wake() then ends; one it
+    finds in a lock wait after all is withdrawn again.  The thread runs on
+    while all this is read (no GIL): README, Limits says what can still go
+    wrong.
     """
-    killed = ThreadKilled()  # one instance: whether it has been raised is seen on it
-    searched: dict[int, LockWait | None] = {}  # futex words searched for a lock
-
-    def schedule(withheld: Withheld | None) -> Withheld | None:
-        return _schedule_unseen(thread, inject, pending, cancel, killed, withheld, searched, inject_in_call)
-
     try:
-        withheld = schedule(None)
+        pending(thread)  # checks `thread` as inject() would, before a watch is set on its ident
     except ThreadNotFoundError:
         if not thread._started.is_set():  # type: ignore[attr-defined]
             raise
-        return  # it finished before the exception could be scheduled
-    pause = 0.001
-    while thread.is_alive():
-        status = WakeStatus.NOT_BLOCKED
+        return  # it has just finished
+    with _monitor.watching(thread.ident, ThreadKilled()) as watch:
+        # one instance: whether it has been raised is seen on it
+        killed = watch.exc if watch is not None else ThreadKilled()
+        assert isinstance(killed, ThreadKilled)
+        searched: dict[int, LockWait | None] = {}  # futex words searched for a lock
+
+        def schedule(withheld: Withheld | None) -> Withheld | None:
+            return _schedule_unseen(thread, inject, pending, cancel, killed, withheld, searched,
+                                    inject_in_call, watch)
+
         try:
-            if withheld is not None:
-                status = WakeStatus.UNSAFE_TO_LAND
-                withheld = schedule(withheld)
-            else:
-                status = wake(thread).status
-                if status is WakeStatus.UNSAFE_TO_LAND and cancel(thread):
-                    withheld = schedule(None)
-        except ThreadNotFoundError:  # it has just finished
-            pass
-        if not _join_a_while(thread, deadline, pause):
-            return  # a withheld kill stays withdrawn: nothing is left to land later
-        pause = min(pause * 2, 0.005 if status in _SOON else 0.1)
+            withheld = schedule(None)
+        except ThreadNotFoundError:
+            if not thread._started.is_set():  # type: ignore[attr-defined]
+                raise
+            return  # it finished before the exception could be scheduled
+        pause = 0.001
+        while thread.is_alive():
+            status = WakeStatus.NOT_BLOCKED
+            try:
+                if withheld is not None:
+                    status = WakeStatus.UNSAFE_TO_LAND
+                    withheld = schedule(withheld)
+                else:
+                    status = wake(thread).status
+                    if status is WakeStatus.UNSAFE_TO_LAND and cancel(thread):
+                        if watch is not None:
+                            watch.unclaim()
+                        withheld = schedule(None)
+            except ThreadNotFoundError:  # it has just finished
+                pass
+            if not _join_a_while(thread, deadline, pause):
+                return  # a withheld kill stays withdrawn: nothing is left to land later
+            pause = min(pause * 2, 0.005 if status in _SOON else 0.1)
 
 
 def _join_a_while(thread: threading.Thread, deadline: float | None, pause: float) -> bool:

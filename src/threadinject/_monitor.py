@@ -1,0 +1,332 @@
+"""Free-threaded kill(): let the target raise ThreadKilled itself, where its own frame says it may.
+
+On a free-threaded build no other thread's frames can be read (_frames.py),
+so kill() cannot see whether an exception it schedules into a *running*
+thread would land right after a lock's ``acquire()``, before the ``try``
+that releases it (README, Limits).  A thread can read its own frames safely,
+though, and ``sys.monitoring`` (PEP 669, 3.12+) calls a callback in the
+thread that runs the monitored code.  While a kill is under way this module
+enables two events for every thread, with callbacks that return at once in
+any thread but the target:
+
+* ``PY_START``: a Python function starts, called by a call instruction of a
+  Python frame (not implicitly: an operator's dunder method, a finalizer,
+  a property: C code that calls those may swallow the exception).  Raised
+  there, the exception comes out of that call in the caller, as if the
+  callee's first line had raised it: nothing the callee would acquire is
+  acquired yet.
+* ``JUMP`` backwards: the thread goes round a loop.  Raised there, the
+  exception is raised at the loop's head (CPython attributes it to the jump's
+  target: Python/ceval_macros.h, INSTRUMENTED_JUMP, 3.13), inside whatever
+  ``try``/``with`` encloses the loop.
+
+Never in the code of threading, queue or threadinject (their own lock
+protocols: Condition.wait between queueing its waiter and its ``try``,
+Queue.get between taking an item and returning it), never at the start of a
+function named ``release``, ``__exit__`` or ``__aexit__`` (the lock would
+stay held), never at a jump on a line that calls ``acquire``/``__enter__``/
+``release``/``__exit__`` (``for lock in locks: lock.acquire()`` would leave
+those it took held).
+
+The callbacks tell sys.monitoring to stop calling them (DISABLE) at each
+place they never raise at: in the files above, at forward jumps.  Elsewhere,
+in threads no kill is aimed at, they return at once.
+
+Whether a raise at a backward jump runs the enclosing handlers is probed
+once per process (_jumps_sound): measured 2026-11-26, on 3.12.1 and 3.13.0
+it skipped the frame's ``finally`` and ``with`` exit (the exception unwound
+the frame as if no handler covered the loop), on 3.13.15(t) it ran them.
+Where it does not, only PY_START is used, and kill() falls back on its
+/proc judgement for a thread that runs a loop without calls.
+
+Exactly one delivery: kill() still schedules the exception itself into a
+thread it holds at a system call or wakes from a Condition wait; it claims
+the delivery first (Watch.claim), and the callbacks raise only while no
+delivery is claimed and the exception has not been raised (its
+``__traceback__``: both deliveries happen in the target, one after the
+other).
+
+Costs: enabling or disabling events stops the world on free-threaded builds
+(every thread running Python waits at its next safe point; a thread in a long
+C call without detaching delays that, as it delays the garbage collector),
+and while a kill is under way every Python call and loop iteration of every
+thread runs a callback (measured 2026-11-26, benchmarks/bench_monitor.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dis
+import os
+import queue
+import sys
+import threading
+from collections.abc import Iterator
+from types import CodeType
+from typing import Any
+
+from . import _frames
+
+__all__ = ["Watch", "covers_loops", "watching"]
+
+#: sys.monitoring tool ids threadinject may take, in this order: those that
+#: PEP 669 leaves unassigned (0-2 and 5 are the debugger's, coverage's, the
+#: profiler's and the optimizer's)
+_TOOL_IDS = (4, 3)
+_TOOL_NAME = "threadinject"
+
+#: sys.monitoring (3.12+); None before
+_monitoring: Any = getattr(sys, "monitoring", None)
+
+_SKIPPED_FILES = frozenset({threading.__file__, queue.__file__})
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_RELEASING = frozenset({"release", "__exit__", "__aexit__"})
+_LOCKING_NAMES = frozenset({"acquire", "__enter__", "_acquire_restore", "__aenter__"}) | _RELEASING
+_CALLS = frozenset({"CALL", "CALL_KW", "CALL_FUNCTION_EX"})
+
+
+class Watch:
+    """One kill under way: the exception the target raises at its next safe
+    event, unless kill() has claimed the delivery."""
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+        self.raised = False  # by a callback (tests, the stress script's counts)
+        self._lock = threading.Lock()
+        self._claimed = False
+
+    def claim(self) -> bool:
+        """kill() is about to schedule the exception itself: whether it may
+        (it has not been raised, by a callback or a scheduling before)."""
+        with self._lock:
+            if self._claimed or self.exc.__traceback__ is not None:
+                return False
+            self._claimed = True
+            return True
+
+    def unclaim(self) -> None:
+        """kill() withdrew what it scheduled before it landed."""
+        with self._lock:
+            self._claimed = False
+
+    def done(self) -> bool:
+        """Whether the exception is delivered or being delivered (no lock:
+        _take() checks again)."""
+        return self._claimed or self.exc.__traceback__ is not None
+
+    def _take(self) -> bool:
+        """In the target: whether to raise now.  Never waits for the lock
+        (kill() holds it only for a moment; the next event comes soon)."""
+        if not self._lock.acquire(False):
+            return False
+        try:
+            if self._claimed or self.exc.__traceback__ is not None:
+                return False
+            self._claimed = self.raised = True
+            return True
+        finally:
+            self._lock.release()
+
+
+_watches: dict[int, Watch] = {}  # by thread ident; read by every thread's callbacks
+_kills: dict[int, int] = {}  # how many kill() calls share each watch (under _setup)
+_setup = threading.Lock()
+_tool: int | None = None
+_events = 0
+_armed = 0
+_unavailable = False
+
+
+def _skipped(code: CodeType) -> bool:
+    return code.co_filename in _SKIPPED_FILES or code.co_filename.startswith(_PACKAGE_DIR)
+
+
+# by id(code), with the code object itself (kept alive): code objects hash
+# their contents, nested code included, on every hash() (a module's code,
+# run once as it is imported, made each of its loop rounds take
+# milliseconds in a thread being killed, with functools.lru_cache)
+_offsets_cache: dict[int, tuple[CodeType, frozenset[int]]] = {}
+_OFFSETS_CACHED = 512
+
+
+def _locking_offsets(code: CodeType) -> frozenset[int]:
+    """Offsets of the instructions on lines that load an attribute named
+    like a lock's acquire or release (a heuristic that errs towards too
+    many: a skipped jump costs one loop round)."""
+    entry = _offsets_cache.get(id(code))
+    if entry is not None and entry[0] is code:
+        return entry[1]
+    lines: dict[int, list[int]] = {}
+    locking: set[int] = set()
+    for start, end, line in code.co_lines():
+        if line is not None:
+            lines.setdefault(line, []).extend(range(start, end, 2))
+    for instruction in dis.get_instructions(code):
+        if instruction.opname in ("LOAD_ATTR", "LOAD_METHOD", "LOAD_SPECIAL") and \
+                (instruction.argval in _LOCKING_NAMES or instruction.argrepr in _LOCKING_NAMES):
+            positions = getattr(instruction, "positions", None)  # 3.11+; 3.12+ here
+            line = positions.lineno if positions is not None else None
+            if line is not None:
+                locking.update(lines.get(line, ()))
+    if len(_offsets_cache) >= _OFFSETS_CACHED:
+        _offsets_cache.clear()
+    offsets = _offsets_cache[id(code)] = (code, frozenset(locking))
+    return offsets[1]
+
+
+def _on_start(code: CodeType, offset: int) -> object:
+    if _skipped(code):
+        return _monitoring.DISABLE  # never raised there: not called there again
+    watch = _watches.get(threading.get_ident())
+    if watch is None or watch.done() or code.co_name in _RELEASING:
+        return None
+    try:
+        caller = sys._getframe(2)  # 0: this callback, 1: the frame that starts
+    except ValueError:  # called from no Python frame
+        return None
+    if dis.opname[caller.f_code.co_code[caller.f_lasti]] not in _CALLS:
+        return None
+    if watch._take():
+        raise watch.exc
+    return None
+
+
+def _on_jump(code: CodeType, source: int, target: int) -> object:
+    if target > source or _skipped(code):
+        return _monitoring.DISABLE  # never raised there: not called there again
+    watch = _watches.get(threading.get_ident())
+    if watch is None or watch.done() or source in _locking_offsets(code):
+        return None
+    if watch._take():
+        raise watch.exc
+    return None
+
+
+def _set_events(events: int) -> None:
+    assert _tool is not None
+    _monitoring.set_events(_tool, events)
+
+
+def _register() -> bool:
+    """Take a tool id and register the callbacks (once; stops the world)."""
+    global _tool
+    if _monitoring is None:
+        return False
+    for tool in _TOOL_IDS:
+        try:
+            _monitoring.use_tool_id(tool, _TOOL_NAME)
+        except ValueError:  # in use
+            continue
+        _monitoring.register_callback(tool, _monitoring.events.PY_START, _on_start)
+        _monitoring.register_callback(tool, _monitoring.events.JUMP, _on_jump)
+        _tool = tool
+        return True
+    return False
+
+
+class _ProbeRaised(BaseException):
+    pass
+
+
+_JUMP_PROBE = """
+def probe(started, go, ran):
+    n = 0
+    started.set()
+    go.wait()
+    try:
+        while n < 100_000_000:
+            n += 1
+    finally:
+        ran.append(n)
+"""
+
+
+def _jumps_sound() -> bool:
+    """Whether an exception raised by a JUMP callback runs the handlers that
+    enclose the loop (called with PY_START|JUMP enabled, under _setup)."""
+    namespace: dict[str, object] = {}
+    exec(compile(_JUMP_PROBE, "<threadinject jump probe>", "exec"), namespace)
+    probe = namespace["probe"]
+    started, go = threading.Event(), threading.Event()
+    ran: list[int] = []
+    escaped: list[bool] = []
+
+    def run() -> None:
+        try:
+            probe(started, go, ran)  # type: ignore[operator]
+        except _ProbeRaised:
+            escaped.append(True)
+
+    thread = threading.Thread(target=run, name="threadinject jump probe", daemon=True)
+    thread.start()
+    started.wait()  # past the probe's own start, where PY_START would raise
+    watch = Watch(_ProbeRaised())
+    _watches[thread.ident] = watch  # type: ignore[index]
+    try:
+        go.set()
+        thread.join(10)
+    finally:
+        del _watches[thread.ident]  # type: ignore[arg-type]
+    return not thread.is_alive() and watch.raised and bool(escaped) and bool(ran) and ran[0] < 100_000_000
+
+
+def _arm() -> bool:
+    """Enable the events (the first of the kills under way); False if this
+    interpreter cannot."""
+    global _events, _armed, _unavailable
+    with _setup:
+        if _unavailable:
+            return False
+        if _armed == 0:
+            if _tool is None and not _register():
+                _unavailable = True
+                return False
+            events = _monitoring.events
+            if _events == 0:
+                _set_events(events.PY_START | events.JUMP)
+                _events = events.PY_START | (events.JUMP if _jumps_sound() else 0)
+            _set_events(_events)
+        _armed += 1
+        return True
+
+
+def _disarm() -> None:
+    global _armed
+    with _setup:
+        _armed -= 1
+        if _armed == 0:
+            _set_events(0)
+
+
+def covers_loops() -> bool:
+    """Whether the events raise in a thread that loops without calling a
+    Python function (JUMP is used here: _jumps_sound)."""
+    return bool(_events & _monitoring.events.JUMP) if _tool is not None else False
+
+
+@contextlib.contextmanager
+def watching(ident: int | None, exc: BaseException) -> Iterator[Watch | None]:
+    """Within the block the thread `ident` raises `exc` at its next safe
+    event (module docstring), unless the Watch yielded is claimed; a kill of
+    that thread already under way shares its Watch, whose `exc` is then that
+    kill's: the caller must deliver `watch.exc`, whatever way.  Yields
+    None where that cannot be done: GIL builds (kill() reads frames there),
+    interpreters without sys.monitoring, or no free tool id; or no thread
+    (`ident` None: not started)."""
+    if ident is None or _frames.READABLE or not _arm():
+        yield None
+        return
+    with _setup:
+        # kills of the same thread at once share one watch (and exception):
+        # two would raise twice, the second maybe in the first's `finally`
+        watch = _watches.get(ident) or Watch(exc)
+        _watches[ident] = watch
+        _kills[ident] = _kills.get(ident, 0) + 1
+    try:
+        yield watch
+    finally:
+        with _setup:
+            _kills[ident] -= 1
+            if not _kills[ident]:
+                del _kills[ident], _watches[ident]
+        _disarm()

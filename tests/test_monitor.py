@@ -1,0 +1,243 @@
+"""kill() on free-threaded builds: the target raises ThreadKilled itself (_monitor.py).
+
+There no other thread's frames can be read, so a running thread is not sent
+an asynchronous exception that could land right after a lock's acquire();
+sys.monitoring's PY_START and JUMP callbacks raise it in the thread, at a
+point its own frame shows to be safe.  The probe that decides whether a
+raise at a loop's jump runs the enclosing handlers is checked on every
+CPython with sys.monitoring (3.12+); the kills on free-threaded builds,
+the only ones that use the watch (GIL builds judge by frames: test_kill.py,
+test_wake_locks.py).
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import traceback
+
+import pytest
+from conftest import JOIN_TIMEOUT, run_python
+
+from threadinject import ThreadKilled, _frames, _monitor
+
+needs_monitoring = pytest.mark.skipif(sys.version_info < (3, 12), reason="sys.monitoring is new in 3.12")
+free_threaded = pytest.mark.skipif(
+    _frames.READABLE,
+    reason="the watch is used only where frames cannot be read (free-threaded builds: 3.13t here); "
+           "GIL builds judge by frames, tested in test_kill.py and test_wake_locks.py")
+
+ROUNDS = 30
+
+
+def _jump_raise_runs_finally() -> bool:
+    """Independently of _monitor: does an exception raised by a JUMP
+    callback run the `finally` around the loop?"""
+    monitoring = sys.monitoring  # type: ignore[attr-defined]
+    tool = next(t for t in range(6) if monitoring.get_tool(t) is None)
+    ran, escaped = [], []
+
+    class Raised(BaseException):
+        pass
+
+    def loop() -> None:
+        n = 0
+        try:
+            while n < 10_000_000:
+                n += 1
+        finally:
+            ran.append(n)
+
+    def on_jump(code: object, source: int, target: int) -> None:
+        if code is loop.__code__:
+            raise Raised()
+
+    monitoring.use_tool_id(tool, "test")
+    try:
+        monitoring.register_callback(tool, monitoring.events.JUMP, on_jump)
+        monitoring.set_events(tool, monitoring.events.JUMP)
+        try:
+            loop()
+        except Raised:
+            escaped.append(True)
+        finally:
+            monitoring.set_events(tool, 0)
+    finally:
+        monitoring.free_tool_id(tool)
+    assert escaped, "the callback's exception did not come out"
+    return bool(ran)
+
+
+@needs_monitoring
+def test_jump_probe_agrees_with_a_direct_check():
+    # _arm() runs the probe (in a thread of its own) the first time
+    assert _monitor._arm()
+    try:
+        probed = _monitor.covers_loops()
+    finally:
+        _monitor._disarm()
+    assert probed is _jump_raise_runs_finally()
+    if sys.version_info[:3] in ((3, 12, 1), (3, 13, 0)):
+        assert not probed  # measured: the frame's handlers are skipped there (_monitor.py)
+    if sys.version_info[:3] == (3, 13, 15):
+        assert probed
+
+
+@needs_monitoring
+def test_jumps_on_lines_that_take_or_give_back_locks_are_never_raise_points():
+    def take_all(locks: list[threading.Lock]) -> None:
+        for lock in locks: lock.acquire()  # noqa: E701  (one line: its jump takes locks)
+        for lock in locks:
+            lock.release()
+
+    code = take_all.__code__
+    first, second = sorted({line for _, _, line in code.co_lines() if line is not None}
+                           - {code.co_firstlineno})[:2]
+    offsets = _monitor._locking_offsets(code)
+    on_line = {line: {o for start, end, ln in code.co_lines() if ln == line for o in range(start, end, 2)}
+               for line in (first, second)}
+    assert on_line[first] <= offsets  # `for lock in locks: lock.acquire()`
+    assert not on_line[second] & offsets  # `for lock in locks:` alone
+
+
+def _raised_by_watch(exc: BaseException | None) -> bool:
+    """Whether `exc` was raised by one of _monitor's callbacks (its frame
+    is in the traceback) rather than scheduled by kill()."""
+    assert isinstance(exc, ThreadKilled), repr(exc)
+    return any(entry.filename == _monitor.__file__ for entry in traceback.extract_tb(exc.__traceback__))
+
+
+@free_threaded
+def test_a_running_thread_raises_the_kill_itself(api, spawn):
+    def busy(stop: threading.Event) -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+
+    target = spawn(busy)
+    assert api.kill(target.thread, JOIN_TIMEOUT)
+    assert _raised_by_watch(target.caught)
+    assert sys.monitoring.get_events(_monitor._tool) == 0  # type: ignore[attr-defined]  # disarmed
+
+
+@free_threaded
+def test_a_kill_never_lands_between_acquire_and_try(api, spawn):
+    # the thread takes a free lock and otherwise only computes: no wait, no
+    # system call kill() could hold it at (README, Limits, before the watch)
+    lock = threading.Lock()
+
+    def take_and_give_back(stop: threading.Event) -> None:
+        n = 0
+        while not stop.is_set():
+            lock.acquire()
+            try:
+                n += 1
+            finally:
+                lock.release()
+
+    for _ in range(3 * ROUNDS):  # the kill landed there within 100 rounds before the watch
+        target = spawn(take_and_give_back)
+        assert api.kill(target.thread, JOIN_TIMEOUT)
+        assert lock.acquire(timeout=JOIN_TIMEOUT), "the killed thread left the lock held"
+        lock.release()
+        assert _raised_by_watch(target.caught)
+
+
+@free_threaded
+def test_a_thread_that_waits_for_a_lock_and_works_in_bursts_is_killed(api, spawn):
+    # Another thread holds the lock most of the time (it sleeps inside):
+    # the target spends its time in lock waits and bursts of microseconds
+    # inside the lock.  Before the watch, kill() withheld the exception at
+    # every lock wait and never saw the thread run long enough to be past
+    # its acquire(): such a thread was not killed (README, Limits).
+    import time
+
+    lock = threading.Lock()
+    entered = [0]
+
+    def holds(stop: threading.Event) -> None:
+        while not stop.is_set():
+            with lock:
+                time.sleep(0.0005)
+
+    def waits_and_bursts(stop: threading.Event) -> None:
+        while not stop.is_set():
+            with lock:
+                entered[0] += 1
+
+    holder = spawn(holds)
+    for _ in range(ROUNDS):
+        target = spawn(waits_and_bursts)
+        assert api.kill(target.thread, JOIN_TIMEOUT)
+        assert isinstance(target.caught, ThreadKilled)
+    assert entered[0] > 0 and holder.thread.is_alive()
+    holder.stop.set()
+    holder.join()
+    assert lock.acquire(False), "a killed thread left the lock held"
+    lock.release()
+
+
+@free_threaded
+def test_never_raised_in_threading_code_nor_at_a_python_release(api, spawn):
+    # Event.wait(tiny) runs Condition.wait's lines all the time; a raise
+    # between its acquire() and its try would leave the Event's lock held
+    # (README, Limits, "Landing in threading's own critical lines": seen
+    # with plain injection on 3.13t).  A lock written in Python gives its
+    # lock back in a `release` the watch must not raise at the start of.
+    event = threading.Event()
+
+    class PyLock:
+        def __init__(self) -> None:
+            self.inner = threading.Lock()
+
+        def __enter__(self) -> None:
+            self.inner.acquire()
+
+        def __exit__(self, *exc_info: object) -> None:
+            self.release()
+
+        def release(self) -> None:
+            self.inner.release()
+
+    pylock = PyLock()
+
+    def waits(stop: threading.Event) -> None:
+        while not stop.is_set():
+            event.wait(0.0001)
+            with pylock:
+                pass
+
+    for _ in range(ROUNDS):
+        target = spawn(waits)
+        assert api.kill(target.thread, JOIN_TIMEOUT)
+        assert isinstance(target.caught, ThreadKilled)
+        assert event._cond._lock.acquire(False), "the Event's lock was left held"  # type: ignore[attr-defined]
+        event._cond._lock.release()  # type: ignore[attr-defined]
+        assert not event._cond._waiters  # type: ignore[attr-defined]
+        assert pylock.inner.acquire(False), "the Python lock was left held"
+        pylock.inner.release()
+
+
+KILL_WITHOUT_A_TOOL_ID = """
+import sys, threading, threadinject
+from threadinject import _monitor
+for tool in (3, 4):
+    sys.monitoring.use_tool_id(tool, "someone else")
+ran = threading.Event()
+def busy():
+    ran.set()
+    n = 0
+    while True:
+        n += 1
+worker = threading.Thread(target=busy)
+worker.start()
+ran.wait()
+print(threadinject.kill(worker, 10), _monitor._tool, sys.monitoring.get_tool(4))
+"""
+
+
+@free_threaded
+@pytest.mark.parametrize("backend", ["c", "ctypes"])
+def test_without_a_free_tool_id_kill_judges_by_proc_as_before(backend):
+    result = run_python(KILL_WITHOUT_A_TOOL_ID, backend)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "True None someone else\n", "")
