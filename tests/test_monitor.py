@@ -121,6 +121,41 @@ def test_a_running_thread_raises_the_kill_itself(api, spawn):
 
 
 @free_threaded
+def test_a_thread_in_a_c_loop_raises_the_kill_as_a_python_function_starts(api, spawn):
+    # max() loops in C and calls the key function: no loop jump of Python's
+    # to raise at, only the start of each call (PY_START); max() passes the
+    # exception on
+    def running_key(stop: threading.Event) -> None:
+        max(range(10**15), key=lambda n: -n)
+
+    target = spawn(running_key)
+    assert api.kill(target.thread, JOIN_TIMEOUT)
+    assert _raised_by_watch(target.caught)
+    assert "_on_start" in [entry.name for entry in traceback.extract_tb(target.caught.__traceback__)]
+
+
+@free_threaded
+def test_where_a_jump_raise_would_skip_handlers_a_loop_is_killed_as_before(api, spawn, monkeypatch):
+    # what kill() does where the probe finds a raise at a loop's jump skips
+    # the loop's handlers (3.12.1 and 3.13.0 GIL builds measured so): only
+    # PY_START is enabled, and a thread looping without calling a Python
+    # function of its own is judged by /proc and scheduled into, as before
+    # the watch; the claim keeps the two deliveries apart
+    assert _monitor._arm()  # the probe has run
+    _monitor._disarm()
+    monkeypatch.setattr(_monitor, "_events", sys.monitoring.events.PY_START)  # type: ignore[attr-defined]
+    assert not _monitor.covers_loops()
+
+    def busy(stop: threading.Event) -> None:
+        while not stop.is_set():  # Event.is_set: threading's code, never raised in
+            pass
+
+    target = spawn(busy)
+    assert api.kill(target.thread, JOIN_TIMEOUT)
+    assert isinstance(target.caught, ThreadKilled) and not _raised_by_watch(target.caught)
+
+
+@free_threaded
 def test_a_kill_never_lands_between_acquire_and_try(api, spawn):
     # the thread takes a free lock and otherwise only computes: no wait, no
     # system call kill() could hold it at (README, Limits, before the watch)
