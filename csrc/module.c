@@ -1,8 +1,10 @@
 /* threadinject._core: module initialisation and the method table.
  * The functions themselves are in inject.c; the carrier type in carrier.c;
- * the system-call wake in wake_*.c. */
+ * the system-call wake in wake_*.c; kill()'s sys.monitoring filters in
+ * monitor_filter.c. */
 #include "carrier.h"
 #include "inject.h"
+#include "monitor_filter.h"
 #include "wake.h"
 
 PyDoc_STRVAR(inject_doc,
@@ -29,6 +31,12 @@ static PyMethodDef core_methods[] = {
      "Private: install the system-call wake handler on a real-time signal."},
     {"_wake_send", (PyCFunction)(void (*)(void))ti_wake_send, METH_FASTCALL,
      "Private: arm a thread's wake slot and signal it (see csrc/wake.h)."},
+    {"_monitor_setup", (PyCFunction)(void (*)(void))ti_monitor_setup, METH_FASTCALL,
+     "Private: the watched idents and Python callbacks of the monitoring filters."},
+    {"_monitor_on_start", (PyCFunction)(void (*)(void))ti_monitor_on_start, METH_FASTCALL,
+     "Private: sys.monitoring PY_START callback; None unless this thread is watched."},
+    {"_monitor_on_jump", (PyCFunction)(void (*)(void))ti_monitor_on_jump, METH_FASTCALL,
+     "Private: sys.monitoring JUMP callback; None unless this thread is watched."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -125,6 +133,9 @@ core_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->limbo);
     Py_VISIT(st->not_found_error);
     Py_VISIT(st->gc);
+    Py_VISIT(st->monitor_watched);
+    Py_VISIT(st->monitor_on_start);
+    Py_VISIT(st->monitor_on_jump);
     return 0;
 }
 
@@ -142,6 +153,9 @@ core_clear(PyObject *module)
     Py_CLEAR(st->str_ident);
     Py_CLEAR(st->str_f_lasti);
     Py_CLEAR(st->gc);
+    Py_CLEAR(st->monitor_watched);
+    Py_CLEAR(st->monitor_on_start);
+    Py_CLEAR(st->monitor_on_jump);
     return 0;
 }
 

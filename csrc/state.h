@@ -37,6 +37,12 @@ typedef struct {
     /* Whether the carrier hands the exception over by raising it (CPython
      * < 3.12) rather than returning it (3.12+); see carrier.c. */
     int deliver_by_raising;
+    /* The dict of thread idents a kill is aimed at, and the Python
+     * sys.monitoring callbacks for them (src/threadinject/_monitor.py); set
+     * once by _monitor_setup(), see monitor_filter.c. */
+    PyObject *monitor_watched;
+    PyObject *monitor_on_start;
+    PyObject *monitor_on_jump;
 #if TI_FREE_THREADED
     /* Serialises every access to `pending` (free-threaded builds only: with
      * a GIL, the code that touches it runs no Python code and so is atomic). */

@@ -276,3 +276,38 @@ print(threadinject.kill(worker, 10), _monitor._tool, sys.monitoring.get_tool(4))
 def test_without_a_free_tool_id_kill_judges_by_proc_as_before(backend):
     result = run_python(KILL_WITHOUT_A_TOOL_ID, backend)
     assert (result.returncode, result.stdout, result.stderr) == (0, "True None someone else\n", "")
+
+
+KILL_WITH_PYTHON_CALLBACKS = """
+import threading, threadinject
+from threadinject import _monitor
+lock = threading.Lock()
+ran = threading.Event()
+def take_and_give_back():
+    ran.set()
+    n = 0
+    while True:
+        lock.acquire()
+        try:
+            n += 1
+        finally:
+            lock.release()
+workers = [threading.Thread(target=take_and_give_back) for _ in range(20)]
+killed = 0
+for worker in workers:
+    ran.clear()
+    worker.start()
+    ran.wait()
+    killed += threadinject.kill(worker, 10)
+    assert lock.acquire(timeout=10), "the killed thread left the lock held"
+    lock.release()
+print(killed, threadinject.backend, _monitor.callbacks_in_c)
+"""
+
+
+@free_threaded
+@pytest.mark.parametrize("backend", ["c", "ctypes"])
+def test_the_callbacks_are_the_c_filters_unless_the_c_extension_is_not_used(backend):
+    result = run_python(KILL_WITH_PYTHON_CALLBACKS, backend)
+    in_c = backend == "c"
+    assert (result.returncode, result.stdout, result.stderr) == (0, f"20 {backend} {in_c}\n", "")

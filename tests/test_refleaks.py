@@ -246,3 +246,46 @@ def test_held_injection_leaks_nothing():
     assert held[0] > 0, "never held: the scheduling path was not measured"
     assert before == after
     assert grown < LIMIT, f"{grown} bytes grew over {ROUNDS // 10} cycles"
+
+
+def _monitor_filters_set_up() -> None:
+    """Have _monitor_setup() called (once per process): by _monitor where
+    sys.monitoring exists (3.12+), else here with stand-in callbacks."""
+    from threadinject import _monitor
+
+    if sys.version_info >= (3, 12):
+        if _monitor._arm():
+            _monitor._disarm()
+        assert _monitor.callbacks_in_c
+        return
+    try:
+        core._monitor_setup(_monitor._watches, lambda *args: "start", lambda *args: "jump")
+    except RuntimeError:  # already: by an earlier test
+        pass
+
+
+def test_monitor_filters_leak_nothing():
+    from threadinject import _monitor
+
+    _monitor_filters_set_up()
+    code = test_monitor_filters_leak_nothing.__code__
+    watch = _monitor.Watch(Injected("never raised: a forward jump"))
+    me = threading.get_ident()
+
+    def cycle():
+        assert core._monitor_on_jump(code, 10, 20) is None  # no kill aimed at this thread
+        assert core._monitor_on_start(code, 0) is None
+        _monitor._watches[me] = watch
+        try:
+            # passed on to the Python callback: a forward jump, never raised
+            # at (sys.monitoring.DISABLE), or the stand-in's answer
+            assert core._monitor_on_jump(code, 10, 20) is not None
+        finally:
+            del _monitor._watches[me]
+        raises((RuntimeError,), core._monitor_setup, {}, len, len)  # only once
+        raises((TypeError,), core._monitor_setup, [], len, len)
+        raises((TypeError,), core._monitor_setup, {}, 1, len)
+        raises((TypeError,), core._monitor_setup, {})
+
+    before, after, grown = measure(cycle, ROUNDS, code, watch, _monitor._watches)
+    assert before == after and grown < LIMIT, (before, after, grown)

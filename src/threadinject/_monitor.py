@@ -50,7 +50,9 @@ Costs: enabling or disabling events stops the world on free-threaded builds
 (every thread running Python waits at its next safe point; a thread in a long
 C call without detaching delays that, as it delays the garbage collector),
 and while a kill is under way every Python call and loop iteration of every
-thread runs a callback (measured 2026-11-26, benchmarks/bench_monitor.py).
+thread runs a callback: the C extension's (csrc/monitor_filter.c), which
+returns at once unless the thread is watched, where it is loaded; these
+Python functions otherwise (benchmarks/bench_monitor.py).
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from types import CodeType
-from typing import Any
+from typing import Any, Callable
 
 from . import _frames
 
@@ -207,6 +209,28 @@ def _set_events(events: int) -> None:
     _monitoring.set_events(_tool, events)
 
 
+#: Whether the callbacks registered are the C module's filters
+callbacks_in_c = False
+
+
+def _callbacks() -> tuple[Callable[..., object], Callable[..., object]]:
+    """The callbacks to register: the C module's (csrc/monitor_filter.c),
+    which answer at once in threads no kill is aimed at and call _on_start
+    and _on_jump in the others, unless the C extension is missing or
+    THREADINJECT_PURE_PYTHON=1 (_backends.select()'s rule)."""
+    global callbacks_in_c
+    if os.environ.get("THREADINJECT_PURE_PYTHON", "") in ("", "0"):
+        try:
+            from . import _core
+        except ImportError:
+            pass
+        else:
+            _core._monitor_setup(_watches, _on_start, _on_jump)
+            callbacks_in_c = True
+            return _core._monitor_on_start, _core._monitor_on_jump
+    return _on_start, _on_jump
+
+
 def _register() -> bool:
     """Take a tool id and register the callbacks (once; stops the world)."""
     global _tool
@@ -217,8 +241,9 @@ def _register() -> bool:
             _monitoring.use_tool_id(tool, _TOOL_NAME)
         except ValueError:  # in use
             continue
-        _monitoring.register_callback(tool, _monitoring.events.PY_START, _on_start)
-        _monitoring.register_callback(tool, _monitoring.events.JUMP, _on_jump)
+        on_start, on_jump = _callbacks()
+        _monitoring.register_callback(tool, _monitoring.events.PY_START, on_start)
+        _monitoring.register_callback(tool, _monitoring.events.JUMP, on_jump)
         _tool = tool
         return True
     return False
