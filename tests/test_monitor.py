@@ -218,7 +218,8 @@ def test_never_raised_in_threading_code_nor_at_a_python_release(api, spawn):
     # between its acquire() and its try would leave the Event's lock held
     # (README, Limits, "Landing in threading's own critical lines": seen
     # with plain injection on 3.13t).  A lock written in Python gives its
-    # lock back in a `release` the watch must not raise at the start of.
+    # lock back in a `release` the watch must not raise at the start of,
+    # nor at the start of what its `__exit__` calls first.
     event = threading.Event()
 
     class PyLock:
@@ -229,7 +230,11 @@ def test_never_raised_in_threading_code_nor_at_a_python_release(api, spawn):
             self.inner.acquire()
 
         def __exit__(self, *exc_info: object) -> None:
+            self.note()  # a Python call before the lock is given back
             self.release()
+
+        def note(self) -> None:
+            pass
 
         def release(self) -> None:
             self.inner.release()

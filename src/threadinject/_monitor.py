@@ -23,8 +23,8 @@ any thread but the target:
 Never in the code of threading, queue or threadinject (their own lock
 protocols: Condition.wait between queueing its waiter and its ``try``,
 Queue.get between taking an item and returning it), never at the start of a
-function named ``release``, ``__exit__`` or ``__aexit__`` (the lock would
-stay held), never at a jump on a line that calls ``acquire``/``__enter__``/
+function named ``release``, ``__exit__`` or ``__aexit__`` or of one such a
+function calls (the lock would stay held), never at a jump on a line that calls ``acquire``/``__enter__``/
 ``release``/``__exit__`` (``for lock in locks: lock.acquire()`` would leave
 those it took held).
 
@@ -187,7 +187,9 @@ def _on_start(code: CodeType, offset: int) -> object:
     except ValueError:  # called from no Python frame
         return None
     if dis.opname[caller.f_code.co_code[caller.f_lasti]] not in _CALLS:
-        return None
+        return None  # called implicitly: by an operator, a property, a finalizer...
+    if caller.f_code.co_name in _RELEASING:
+        return None  # called by a release() or __exit__ that may not have released yet
     if watch._take():
         raise watch.exc
     return None
@@ -283,7 +285,10 @@ def _jumps_sound() -> bool:
             escaped.append(True)
 
     thread = threading.Thread(target=run, name="threadinject jump probe", daemon=True)
-    thread.start()
+    try:
+        thread.start()
+    except RuntimeError:  # no new thread now (interpreter shutdown): JUMP unused
+        return False
     started.wait()  # past the probe's own start, where PY_START would raise
     watch = Watch(_ProbeRaised())
     _watches[thread.ident] = watch  # type: ignore[index]
