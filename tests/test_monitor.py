@@ -135,6 +135,30 @@ def test_a_thread_in_a_c_loop_raises_the_kill_as_a_python_function_starts(api, s
 
 
 @free_threaded
+def test_a_kill_given_up_on_a_long_c_call_is_left_scheduled_as_without_the_watch(api, spawn):
+    # sum() over a range is one C call: no safe point to raise at until it
+    # returns.  kill() gives up at its timeout and, as it documents (and did
+    # before the watch), leaves the exception scheduled, judged by /proc:
+    # it lands as the thread is back in Python code.  The events are kept
+    # on around the kill: turning them on or off stops the world, which
+    # would wait for that C call to end (README, kill).
+    def long_c_call(stop: threading.Event) -> None:
+        sum(range(10**8))  # about 1.3 s on this VM (3.13.15t)
+        while not stop.is_set():
+            pass
+
+    assert _monitor._arm()
+    try:
+        target = spawn(long_c_call)
+        assert not api.kill(target.thread, 0.3)
+        assert isinstance(api.pending(target.thread), ThreadKilled)
+        target.join()
+    finally:
+        _monitor._disarm()
+    assert isinstance(target.caught, ThreadKilled) and not _raised_by_watch(target.caught)
+
+
+@free_threaded
 def test_where_a_jump_raise_would_skip_handlers_a_loop_is_killed_as_before(api, spawn, monkeypatch):
     # what kill() does where the probe finds a raise at a loop's jump skips
     # the loop's handlers (3.12.1 and 3.13.0 GIL builds measured so): only

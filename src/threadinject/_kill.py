@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import threading
@@ -300,7 +301,7 @@ def _schedule_unseen(thread: threading.Thread, inject: InjectFn, pending: Pendin
                      killed: ThreadKilled, withheld: Withheld | None,
                      searched: dict[int, LockWait | None],
                      inject_in_call: InjectInCallFn | None,
-                     watch: _monitor.Watch | None = None) -> Withheld | None:
+                     watch: _monitor.Watch | None = None, last: bool = False) -> Withheld | None:
     """Inject `killed` unless withhold_unseen() says it must wait (on a
     free-threaded build); what it says, if so.
 
@@ -312,15 +313,22 @@ def _schedule_unseen(thread: threading.Thread, inject: InjectFn, pending: Pendin
     With a `watch` (_monitor.py) the thread raises `killed` itself when it
     runs; this schedules it only into a thread blocked in a call, having
     claimed the delivery (and gives the claim back if it withdraws it).
-    Where the watch covers loops, a thread judged running is left to it."""
+    Where the watch covers loops, a thread judged running is left to it,
+    but for the `last` call, as kill() gives up: a thread that has met no
+    safe point all that time (a long C call) gets the exception scheduled
+    as it would without the watch (by /proc), to raise it once it is back
+    in Python code, as kill() documents."""
     if killed.__traceback__ is not None:  # raised: it is on its way out
         return None
     previous = withheld
     withheld, seen = withhold_unseen(thread, withheld, searched)
     if withheld is not None:
         return withheld
-    if seen is None and watch is not None and _monitor.covers_loops():
-        return _afresh(thread)  # running: it raises the exception itself, where its frame allows
+    if seen is None and watch is not None and _monitor.covers_loops() and not last:
+        # running: it raises the exception itself, where its frame allows;
+        # the CPU time it had used when first seen running is kept, for
+        # the last call
+        return _running_since(thread, previous)
     if watch is not None and not watch.claim():
         return None if killed.__traceback__ is not None else _afresh(thread)
     scheduled: Withheld | None = None
@@ -381,6 +389,19 @@ def _hold_and_inject(thread: threading.Thread, killed: ThreadKilled, call: _sysc
         return inject_in_call(thread, killed, call, rewrite)
     except TimeoutError:
         return False
+
+
+def _running_since(thread: threading.Thread, previous: Withheld | None) -> Withheld:
+    """What _schedule_unseen() says of a thread judged running that it
+    leaves to the watch: `previous` if that already said running (the CPU
+    time it had used then kept), else running from now (no CPU time where
+    /proc cannot be read: withhold_unseen() reads none there either)."""
+    if previous is not None and previous.wait is None:
+        return previous
+    try:
+        return Withheld(None, *_syscalls.cpu_time(thread.native_id))  # type: ignore[arg-type]
+    except (OSError, TypeError):  # exiting, or no /proc
+        return Withheld(None, 0, 1)
 
 
 def _afresh(thread: threading.Thread, call: _syscalls.Blocked | None = None) -> Withheld | None:
@@ -450,7 +471,14 @@ def _join_waking_unseen(thread: threading.Thread, deadline: float | None, wake: 
             except ThreadNotFoundError:  # it has just finished
                 pass
             if not _join_a_while(thread, deadline, pause):
-                return  # a withheld kill stays withdrawn: nothing is left to land later
+                # a withheld kill stays withdrawn: nothing is left to land
+                # later; one that found no safe point in a running thread
+                # is scheduled
+                if watch is not None and withheld is not None and withheld.wait is None:
+                    with contextlib.suppress(ThreadNotFoundError):
+                        _schedule_unseen(thread, inject, pending, cancel, killed, withheld, searched,
+                                         inject_in_call, watch, last=True)
+                return
             pause = min(pause * 2, 0.005 if status in _SOON else 0.1)
 
 
