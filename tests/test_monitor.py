@@ -121,6 +121,26 @@ def test_a_running_thread_raises_the_kill_itself(api, spawn):
 
 
 @free_threaded
+def test_a_thread_that_has_raised_the_kill_is_watched_no_more(api, spawn):
+    # as it unwinds, its events cost it what they cost any other thread
+    # (the C filter's answer), not a call of the Python policy each
+    watched_while_unwinding = []
+
+    def busy(stop: threading.Event) -> None:
+        n = 0
+        try:
+            while not stop.is_set():
+                n += 1
+        finally:
+            watched_while_unwinding.append(threading.get_ident() in _monitor._watches)
+
+    target = spawn(busy)
+    assert api.kill(target.thread, JOIN_TIMEOUT)
+    assert _raised_by_watch(target.caught)
+    assert watched_while_unwinding == [False]
+
+
+@free_threaded
 def test_a_thread_in_a_c_loop_raises_the_kill_as_a_python_function_starts(api, spawn):
     # max() loops in C and calls the key function: no loop jump of Python's
     # to raise at, only the start of each call (PY_START); max() passes the

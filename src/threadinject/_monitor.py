@@ -130,8 +130,13 @@ class Watch:
             self._lock.release()
 
 
-_watches: dict[int, Watch] = {}  # by thread ident; read by every thread's callbacks
-_kills: dict[int, int] = {}  # how many kill() calls share each watch (under _setup)
+# by thread ident, read by every thread's callbacks: the watches that may
+# still raise (a thread that has received its exception is taken out, so
+# that its events cost it no more than any other thread's as it unwinds)
+_watches: dict[int, Watch] = {}
+# by thread ident, under _setup: each kill's watch, and how many kill()
+# calls share it
+_kills: dict[int, tuple[Watch, int]] = {}
 _setup = threading.Lock()
 _tool: int | None = None
 _events = 0
@@ -176,10 +181,27 @@ def _locking_offsets(code: CodeType) -> frozenset[int]:
     return offsets[1]
 
 
+def _watched() -> Watch | None:
+    """The watch on the calling thread that may still raise, if any."""
+    ident = threading.get_ident()
+    watch = _watches.get(ident)
+    if watch is not None and watch.exc.__traceback__ is not None:  # received, by a raise or scheduled
+        _watches.pop(ident, None)
+        return None
+    return watch
+
+
+def _raise(watch: Watch) -> None:
+    """Raise the watch's exception here, if no delivery is claimed."""
+    if watch._take():
+        _watches.pop(threading.get_ident(), None)
+        raise watch.exc
+
+
 def _on_start(code: CodeType, offset: int) -> object:
     if _skipped(code):
         return _monitoring.DISABLE  # never raised there: not called there again
-    watch = _watches.get(threading.get_ident())
+    watch = _watched()
     if watch is None or watch.done() or code.co_name in _RELEASING:
         return None
     try:
@@ -190,19 +212,17 @@ def _on_start(code: CodeType, offset: int) -> object:
         return None  # called implicitly: by an operator, a property, a finalizer...
     if caller.f_code.co_name in _RELEASING:
         return None  # called by a release() or __exit__ that may not have released yet
-    if watch._take():
-        raise watch.exc
+    _raise(watch)
     return None
 
 
 def _on_jump(code: CodeType, source: int, target: int) -> object:
     if target > source or _skipped(code):
         return _monitoring.DISABLE  # never raised there: not called there again
-    watch = _watches.get(threading.get_ident())
+    watch = _watched()
     if watch is None or watch.done() or source in _locking_offsets(code):
         return None
-    if watch._take():
-        raise watch.exc
+    _raise(watch)
     return None
 
 
@@ -296,7 +316,7 @@ def _jumps_sound() -> bool:
         go.set()
         thread.join(10)
     finally:
-        del _watches[thread.ident]  # type: ignore[arg-type]
+        _watches.pop(thread.ident, None)  # type: ignore[arg-type]  # (a raise takes it out)
     return not thread.is_alive() and watch.raised and bool(escaped) and bool(ran) and ran[0] < 100_000_000
 
 
@@ -349,14 +369,17 @@ def watching(ident: int | None, exc: BaseException) -> Iterator[Watch | None]:
     with _setup:
         # kills of the same thread at once share one watch (and exception):
         # two would raise twice, the second maybe in the first's `finally`
-        watch = _watches.get(ident) or Watch(exc)
-        _watches[ident] = watch
-        _kills[ident] = _kills.get(ident, 0) + 1
+        watch, sharing = _kills.get(ident, (Watch(exc), 0))
+        _kills[ident] = watch, sharing + 1
+        if sharing == 0:
+            _watches[ident] = watch
     try:
         yield watch
     finally:
         with _setup:
-            _kills[ident] -= 1
-            if not _kills[ident]:
-                del _kills[ident], _watches[ident]
+            watch, sharing = _kills.pop(ident)
+            if sharing > 1:
+                _kills[ident] = watch, sharing - 1
+            else:
+                _watches.pop(ident, None)
         _disarm()
