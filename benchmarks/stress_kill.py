@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import functools
 import os
 import queue
@@ -37,6 +38,7 @@ import time
 import traceback
 import tracemalloc
 import weakref
+from collections.abc import Iterator
 from typing import Callable
 
 import threadinject
@@ -217,7 +219,7 @@ TRACE: weakref.WeakKeyDictionary[threading.Thread, list[str]] = weakref.WeakKeyD
 
 def install_trace() -> None:
     """Rebuild threadinject.kill on primitives that record what they answer."""
-    from threadinject import _frames, _impl, _kill, _unsafe_to_land, _wake  # type: ignore[attr-defined]
+    from threadinject import _frames, _impl, _kill, _monitor, _unsafe_to_land, _wake  # type: ignore[attr-defined]
 
     def recorded(name: str, fn: Callable[..., object]) -> Callable[..., object]:
         def call(thread: threading.Thread, *rest: object) -> object:
@@ -238,6 +240,25 @@ def install_trace() -> None:
                                                 f"seeing {seen!r} -> {result!r}")
             return result
         _kill.withhold_unseen = withhold_unseen  # type: ignore[assignment]
+        watching = _monitor.watching
+
+        @contextlib.contextmanager
+        def traced_watching(ident: int | None, exc: BaseException) -> Iterator[object]:
+            # when the watch was set and taken off, and how it ended
+            thread = threading._active.get(ident)  # type: ignore[attr-defined, arg-type]
+            note = TRACE.setdefault(thread, []).append if thread is not None else (lambda _: None)
+            note(f"{time.monotonic():.4f} watching: arming")
+            with watching(ident, exc) as watch:
+                note(f"{time.monotonic():.4f} watching: {'armed' if watch else 'no watch'}, "
+                     f"events {_monitor._events}")
+                try:
+                    yield watch
+                finally:
+                    if watch is not None:
+                        note(f"{time.monotonic():.4f} watching: done, claimed {watch._claimed}, "
+                             f"raised {watch.raised}, landed {watch.exc.__traceback__ is not None}")
+            note(f"{time.monotonic():.4f} watching: disarmed")
+        _monitor.watching = traced_watching  # type: ignore[assignment]
     threadinject.kill = _kill.make_kill(
         recorded("inject", _impl.inject), _impl.pending, recorded("cancel", _impl.cancel),
         recorded("wake", threadinject.wake), recorded("unsafe_to_land", _unsafe_to_land),
@@ -250,13 +271,18 @@ def diagnose(stuck: threading.Thread, gdb_file: str | None) -> None:
     """Say where every thread is, for a kill that did not end its thread."""
     import faulthandler
 
-    from threadinject import _syscalls
+    from threadinject import _monitor, _syscalls
 
     try:
         state = f"pending {threadinject.pending(stuck)!r}, wake(): {threadinject.wake(stuck)}"
     except threadinject.ThreadNotFoundError:
         state = "ended since: the kill was slow, not stuck"
     print(f"DIAGNOSIS of {stuck.name} ({stuck.native_id}): {state}", flush=True)
+    if _monitor._tool is not None:  # free-threaded kill's watch (_monitor.py)
+        watch = _monitor._kills.get(stuck.ident, (None, 0))[0]  # type: ignore[arg-type]
+        print(f"  watch: kills under way {_monitor._armed}, events {_monitor._events} (now "
+              f"{sys.monitoring.get_events(_monitor._tool)}), on this thread: "  # type: ignore[attr-defined]
+              + ("none" if watch is None else f"claimed {watch._claimed}, raised {watch.raised}"), flush=True)
     if stuck in TRACE:
         every = TRACE[stuck]
         decisions = every if len(every) <= 30 else [*every[:15], "...", *every[-15:]]
