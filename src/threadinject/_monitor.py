@@ -20,7 +20,7 @@ any thread but the target:
   target: Python/ceval_macros.h, INSTRUMENTED_JUMP, 3.13), inside whatever
   ``try``/``with`` encloses the loop.
 
-Never in the code of threading, queue or threadinject (their own lock
+Never in the code of threading, queue or threadinject's private modules (their own lock
 protocols: Condition.wait between queueing its waiter and its ``try``,
 Queue.get between taking an item and returning it), never at the start of a
 function named ``release``, ``__exit__`` or ``__aexit__`` or of one such a
@@ -80,8 +80,14 @@ _TOOL_NAME = "threadinject"
 #: sys.monitoring (3.12+); None before
 _monitoring: Any = getattr(sys, "monitoring", None)
 
-_SKIPPED_FILES = frozenset({threading.__file__, queue.__file__})
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+# threading's and queue's code, and threadinject's own machinery (its
+# private modules: kill()'s wrappers run in the target), not the rest of
+# the package (the demo's workers are its users' code)
+_PACKAGE_DIR = os.path.dirname(__file__)
+_SKIPPED_FILES = frozenset({threading.__file__, queue.__file__} | {
+    os.path.join(_PACKAGE_DIR, name) for name in os.listdir(_PACKAGE_DIR)
+    if name.startswith("_") and name.endswith(".py")
+})
 _RELEASING = frozenset({"release", "__exit__", "__aexit__"})
 _LOCKING_NAMES = frozenset({"acquire", "__enter__", "_acquire_restore", "__aenter__"}) | _RELEASING
 _CALLS = frozenset({"CALL", "CALL_KW", "CALL_FUNCTION_EX"})
@@ -145,7 +151,7 @@ _unavailable = False
 
 
 def _skipped(code: CodeType) -> bool:
-    return code.co_filename in _SKIPPED_FILES or code.co_filename.startswith(_PACKAGE_DIR)
+    return code.co_filename in _SKIPPED_FILES
 
 
 # by id(code), with the code object itself (kept alive): code objects hash
