@@ -1,0 +1,43 @@
+"""The demo README's first command runs: every stuck worker killed, the program exits.
+
+`python -m threadinject.demo` starts non-daemon workers that would keep the
+program alive for ever (a busy loop, sleeps, a socket read, a queue wait),
+kills each, and delivers an exception instance to another.  Run in a fresh
+interpreter per backend, on every CPython of the matrix.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+
+import pytest
+from conftest import run_python
+
+LINUX_X86_64 = sys.platform.startswith("linux") and platform.machine() == "x86_64"
+DEMO = "import runpy; runpy.run_module('threadinject.demo', run_name='__main__')"
+
+
+@pytest.mark.skipif(not LINUX_X86_64, reason="the demo's blocked workers are woken on Linux x86-64 only "
+                                              "(README, Backends and platforms); CI runs it there")
+def test_the_demo_kills_every_worker_and_exits():
+    result = run_python(DEMO, "c")
+    assert result.returncode == 0, result.stdout + result.stderr
+    killed = [line for line in result.stdout.splitlines() if "killed:" in line]
+    assert len(killed) == 5 and all("killed: True" in line for line in killed), result.stdout
+    assert "it arrived as the same object: True" in result.stdout
+    assert "Threads still running: 0." in result.stdout
+    assert result.stderr == ""
+
+
+def test_with_the_ctypes_backend_the_demo_says_which_workers_it_could_not_end():
+    # no system-call wake there: the sleeping and reading workers stay
+    # (README, Backends and platforms); the busy loop and the queue wait end
+    result = run_python(DEMO, "ctypes")
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = {line.split("killed:")[0].strip(): line.split("killed:")[1].split()[0]
+             for line in result.stdout.splitlines() if "killed:" in line}
+    assert lines["busy loop (while True: n += 1)"] == "True"
+    assert lines["queue.Queue().get()"] == "True"
+    assert lines["time.sleep(1000000)"] == "False"
+    assert "Some could not be woken here" in result.stdout
