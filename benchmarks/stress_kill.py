@@ -342,10 +342,16 @@ def main() -> int:
     # gc.get_objects() search of kill() and wake() slower as a run went on
     ended_by: weakref.WeakKeyDictionary[threading.Thread, str] = weakref.WeakKeyDictionary()
     lock = threading.Lock()
+    # workers that have begun their body: a kill that comes as a worker has
+    # just called run() can land as body() starts, before its `try` (inside
+    # run(), where kill() documents it may land; the watch raises at a
+    # function's start on free-threaded builds): it ends with no outcome
+    entered: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
 
     def start(kind: str) -> threading.Thread:
         def body() -> None:
             try:
+                entered.add(threading.current_thread())
                 WORKLOADS[kind][0]()
                 result = "returned"
             except (threadinject.ThreadKilled, Injected) as exc:
@@ -389,12 +395,18 @@ def main() -> int:
     inject_safe = _inject_safe()
     cancelled: set[threading.Thread] = set()  # cancel() returned True for these
     too_late = 0  # ... and they still received the exception
+    before_body = 0  # killed as their body started
 
     def count_killed(worker: threading.Thread) -> None:
         """Account for a worker kill() has ended.  One whose withdrawn
         injection was being delivered may have been dying of it already,
         still alive when picked (seen twice in 10,000 kills on 3.13t)."""
-        nonlocal too_late
+        nonlocal too_late, before_body
+        if worker not in entered and worker not in ended_by:  # killed as body() started
+            before_body += 1
+            with lock:
+                outcome.setdefault(worker.name, []).append("killed")
+                ended_by[worker] = "killed"
         if worker in cancelled and CANCEL_CAN_BE_TOO_LATE and ended_by.get(worker) == "injected":
             too_late += 1
             expected["injected"] += 1
@@ -527,7 +539,7 @@ def main() -> int:
         failures.append(f"traced memory grew by {traced_growth} KiB over the last 90% of the run")
     print(f"{n} kills in {elapsed:.1f} s, actions {actions}, threads ended: {ended}, "
           f"per workload: { {k: len(v) for k, v in sorted(outcome.items())} }, "
-          f"cancels too late for a begun delivery: {too_late}, "
+          f"cancels too late for a begun delivery: {too_late}, kills as a body started: {before_body}, "
           f"growth over the last 90%: RSS {rss_growth} KiB"
           + (f", traced {traced_growth} KiB" if args.tracemalloc else "")
           + f", lock exclusion violations {VIOLATIONS[0]}, backend {threadinject.backend!r}, "
