@@ -360,3 +360,13 @@ def test_the_callbacks_are_the_c_filters_unless_the_c_extension_is_not_used(back
     result = run_python(KILL_WITH_PYTHON_CALLBACKS, backend)
     in_c = backend == "c"
     assert (result.returncode, result.stdout, result.stderr) == (0, f"20 {backend} {in_c}\n", "")
+
+
+def test_the_watch_skips_every_private_module_of_the_package_and_no_other():
+    # named, not listed at import (a zip import has no directory to list):
+    # this keeps the names in step with the files
+    import pathlib
+
+    package = pathlib.Path(_monitor.__file__).parent
+    assert set(_monitor._PRIVATE_MODULES) == {path.stem for path in package.glob("_*.py")}
+    assert str(package / "demo.py") not in _monitor._SKIPPED_FILES

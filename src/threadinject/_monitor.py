@@ -84,9 +84,10 @@ _monitoring: Any = getattr(sys, "monitoring", None)
 # private modules: kill()'s wrappers run in the target), not the rest of
 # the package (the demo's workers are its users' code)
 _PACKAGE_DIR = os.path.dirname(__file__)
+_PRIVATE_MODULES = ("__init__", "_backends", "_ctypes_backend", "_errors", "_frames", "_kill", "_landing",
+                    "_locks", "_monitor", "_syscalls", "_types", "_wake")
 _SKIPPED_FILES = frozenset({threading.__file__, queue.__file__} | {
-    os.path.join(_PACKAGE_DIR, name) for name in os.listdir(_PACKAGE_DIR)
-    if name.startswith("_") and name.endswith(".py")
+    os.path.join(_PACKAGE_DIR, name + ".py") for name in _PRIVATE_MODULES
 })
 _RELEASING = frozenset({"release", "__exit__", "__aexit__"})
 _LOCKING_NAMES = frozenset({"acquire", "__enter__", "_acquire_restore", "__aenter__"}) | _RELEASING
