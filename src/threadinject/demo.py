@@ -49,7 +49,7 @@ def main() -> None:
     print(f"threadinject {threadinject.__version__}, backend {threadinject.backend!r}, "
           f"{platform.python_implementation()} {platform.python_version()}")
     print("Killing non-daemon workers that would otherwise run forever:")
-    reader, _writer = socket.socketpair()  # the writer never writes
+    reader, writer = socket.socketpair()  # the writer never writes
     jobs: queue.Queue[object] = queue.Queue()
     ended = [
         kill_and_time("busy loop (while True: n += 1)", busy_loop),
@@ -58,6 +58,8 @@ def main() -> None:
         kill_and_time("socket.recv() with no data coming", lambda: reader.recv(1024)),
         kill_and_time("queue.Queue().get()", jobs.get),
     ]
+    reader.close()
+    writer.close()
     if not all(ended):
         print("  Some could not be woken here (see README, 'Backends and platforms');")
         print("  they would keep the program alive, so the demo exits with os._exit(1).")
