@@ -108,7 +108,7 @@ class Watch:
         """kill() is about to schedule the exception itself: whether it may
         (it has not been raised, by a callback or a scheduling before)."""
         with self._lock:
-            if self._claimed or self.exc.__traceback__ is not None:
+            if self.done():
                 return False
             self._claimed = True
             return True
@@ -119,8 +119,9 @@ class Watch:
             self._claimed = False
 
     def done(self) -> bool:
-        """Whether the exception is delivered or being delivered (no lock:
-        _take() checks again)."""
+        """Whether the exception is delivered or being delivered (read
+        without the lock by the callbacks' early exit; claim() and _take()
+        ask again holding it)."""
         return self._claimed or self.exc.__traceback__ is not None
 
     def _take(self) -> bool:
@@ -129,7 +130,7 @@ class Watch:
         if not self._lock.acquire(False):
             return False
         try:
-            if self._claimed or self.exc.__traceback__ is not None:
+            if self.done():
                 return False
             self._claimed = self.raised = True
             return True
