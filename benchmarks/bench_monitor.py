@@ -9,12 +9,16 @@ at.  Timed here in this one process, interleaved: a bystander's Python work
 (a loop that calls a function) with the events off and on, a kill aimed at
 another thread that waits on an Event (so it never raises).  Reported: the
 median over repeats and the ratio, and what arming and disarming costs (each
-stops the world on free-threaded builds).  Ratios only: machines are noisy.
+stops the world on free-threaded builds); then the same in a child process
+with the Python callbacks alone (THREADINJECT_PURE_PYTHON=1, as with the
+ctypes backend).  Ratios only: machines are noisy.
 """
 
 from __future__ import annotations
 
+import os
 import statistics
+import subprocess
 import sys
 import sysconfig
 import threading
@@ -76,7 +80,13 @@ def main() -> int:
     print(f"  bystander, no kill under way:  {off_ms:8.2f} ms")
     print(f"  bystander, a kill under way:   {on_ms:8.2f} ms   ratio {on_ms / off_ms:.2f}"
           f"   (JUMP used: {_monitor.covers_loops()})")
-    print(f"  arming + disarming the events: {statistics.median(arm) * 1e3:8.3f} ms (median)")
+    print(f"  arming + disarming the events: {statistics.median(arm) * 1e3:8.3f} ms (median)"
+          f"   (callbacks: {'the C filter' if _monitor.callbacks_in_c else 'Python only'})")
+    if _monitor.callbacks_in_c:
+        # the same with the Python callbacks alone, as with the ctypes backend
+        sys.stdout.flush()
+        subprocess.run([sys.executable, __file__], env={**os.environ, "THREADINJECT_PURE_PYTHON": "1"},
+                       check=False)
     return 0
 
 
