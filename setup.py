@@ -60,7 +60,13 @@ if CPYTHON:
             extra_link_args=["-Wl,--no-as-needed", "-lc"]
             if sys.platform.startswith("linux")
             else [],
-            extra_compile_args=[] if os.name == "nt" else ["-std=c11", "-Wall", "-Wextra", "-Wno-missing-field-initializers"],
+            extra_compile_args=[]
+            if os.name == "nt"
+            else [
+                "-std=c11", "-Wall", "-Wextra", "-Wno-missing-field-initializers",
+                # a function outside the limited API would otherwise fail only at import
+                "-Werror=implicit-function-declaration",
+            ],
         )
     )
 
