@@ -38,27 +38,20 @@ carrier_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(k
     if (st == NULL) {
         return NULL;
     }
-    PyObject *key = PyLong_FromUnsignedLong(PyThread_get_thread_ident());
-    if (key == NULL) {
-        return NULL;
-    }
     TI_PENDING_LOCK(st);
     /* take it, pending or withdrawn by a cancel() that came too late */
-    PyObject *exc = ti_pending_swap(st, key, NULL);
+    PyObject *exc = ti_pending_swap(st, PyThread_get_thread_ident(), NULL);
     TI_PENDING_UNLOCK(st);
-    Py_DECREF(key);
     if (exc == NULL) {
-        if (!PyErr_Occurred()) {
-            /* Reachable when someone calls this private class directly, and
-             * where CPython takes the carrier out of the thread state before
-             * this runs (3.9-3.11, free-threaded builds): when a second
-             * inject() lands in that window, the first carrier delivers its
-             * exception and the second one finds nothing. */
-            PyErr_SetString(PyExc_RuntimeError,
-                            "threadinject: this thread received an injection whose "
-                            "exception had already been delivered (an inject() "
-                            "raced the delivery of an earlier one)");
-        }
+        /* Reachable when someone calls this private class directly, and
+         * where CPython takes the carrier out of the thread state before
+         * this runs (3.9-3.11, free-threaded builds): when a second
+         * inject() lands in that window, the first carrier delivers its
+         * exception and the second one finds nothing. */
+        PyErr_SetString(PyExc_RuntimeError,
+                        "threadinject: this thread received an injection whose "
+                        "exception had already been delivered (an inject() "
+                        "raced the delivery of an earlier one)");
         return NULL;
     }
     if (PyExceptionClass_Check(exc)) {

@@ -220,20 +220,17 @@ set_pending(core_state *st, const target *t, PyObject *exc, PyObject **previous,
     if (rc == 1) {
         TI_PENDING_LOCK(st);
         if (exc != NULL) {
-            *previous = ti_pending_swap(st, t->key, exc);
+            *previous = ti_pending_swap(st, t->ident, exc);
         }
         else {
-            *was_pending = ti_pending_withdraw(st, t->key) == 1;
+            *was_pending = ti_pending_withdraw(st, t->ident);
         }
-        if (PyErr_Occurred()) {
-            rc = -1;
+        if (exc != NULL && *previous == NULL && PyErr_Occurred()) {
+            rc = -1;   /* no memory for its slot */
         }
         else if (PyThreadState_SetAsyncExc(t->ident, exc == NULL ? NULL : st->carrier) == 0) {
             rc = 0;   /* no such thread: empty its slot */
-            PyObject *emptied = ti_pending_swap(st, t->key, NULL);
-            if (emptied == NULL && PyErr_Occurred()) {
-                rc = -1;
-            }
+            PyObject *emptied = ti_pending_swap(st, t->ident, NULL);
             if (*previous == NULL) {
                 *previous = emptied;   /* what cancel() withdrew, or `exc` */
             }
@@ -279,21 +276,23 @@ ident_is_live(PyObject *key)
     return rc;
 }
 
-/* Drop the empty slots of `pending` (pending.c).  Called when it has grown
- * past st->sweep_at, so its cost is amortised. */
+/* Once there are st->sweep_at slots, drop those that hold no pending
+ * exception (pending.c), so the cost of sweeping is amortised. */
 static int
-sweep(core_state *st)
+maybe_sweep(core_state *st)
 {
-    PyObject *dropped = PyList_New(0);
-    if (dropped == NULL) {
-        return -1;
-    }
+    ti_slot *old = NULL;
+    size_t old_capacity = 0;
+    int rc = 0;
     TI_PENDING_LOCK(st);
-    int rc = ti_pending_sweep(st, dropped);
-    Py_ssize_t left = PyDict_Size(st->pending);
+    if (st->pending_used >= st->sweep_at) {
+        rc = ti_pending_sweep(st, &old, &old_capacity);
+        st->sweep_at = st->pending_used < 32 ? 64 : 2 * st->pending_used;
+    }
     TI_PENDING_UNLOCK(st);
-    Py_DECREF(dropped);   /* may run Python code: now that is allowed */
-    st->sweep_at = left < 32 ? 64 : 2 * left;
+    if (old != NULL) {
+        ti_pending_release(old, old_capacity);   /* may run Python code: now that is allowed */
+    }
     return rc;
 }
 
@@ -330,7 +329,7 @@ check_exc(const char *fname, PyObject *exc)
 static int
 schedule(core_state *st, const target *t, PyObject *exc)
 {
-    if (PyDict_Size(st->pending) >= st->sweep_at && sweep(st) < 0) {
+    if (maybe_sweep(st) < 0) {
         return -1;
     }
     PyObject *previous;
@@ -645,12 +644,9 @@ ti_pending(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     int rc = registered(st, &t);   /* always 1 for a raw ident: see below */
     if (rc == 1) {
         TI_PENDING_LOCK(st);
-        result = ti_pending_get(st, t.key);
+        result = ti_pending_get(st, t.ident);
         TI_PENDING_UNLOCK(st);
-        if (result == NULL && PyErr_Occurred()) {
-            rc = -1;
-        }
-        else if (result == NULL && t.thread == NULL) {
+        if (result == NULL && t.thread == NULL) {
             /* Nothing pending for a raw ident: is there such a thread at all?
              * (With something pending, its thread was running when it was
              * injected and cannot be shown to have ended: csrc/pending.c.) */

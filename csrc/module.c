@@ -5,6 +5,7 @@
 #include "carrier.h"
 #include "inject.h"
 #include "monitor_filter.h"
+#include "pending.h"
 #include "wake.h"
 
 PyDoc_STRVAR(inject_doc,
@@ -102,9 +103,8 @@ core_exec(PyObject *module)
 
     st->str_ident = PyUnicode_InternFromString("_ident");
     st->str_f_lasti = PyUnicode_InternFromString("f_lasti");
-    st->pending = PyDict_New();
     st->gc = PyImport_ImportModule("gc");
-    if (st->str_ident == NULL || st->str_f_lasti == NULL || st->pending == NULL || st->gc == NULL) {
+    if (st->str_ident == NULL || st->str_f_lasti == NULL || st->gc == NULL) {
         return -1;
     }
     st->carrier = ti_carrier_type_new(module);
@@ -126,7 +126,10 @@ core_traverse(PyObject *module, visitproc visit, void *arg)
 {
     core_state *st = (core_state *)PyModule_GetState(module);
     Py_VISIT(st->carrier);
-    Py_VISIT(st->pending);
+    int rc = ti_pending_traverse(st, visit, arg);
+    if (rc != 0) {
+        return rc;
+    }
     Py_VISIT(st->threading);
     Py_VISIT(st->thread_type);
     Py_VISIT(st->active);
@@ -144,7 +147,7 @@ core_clear(PyObject *module)
 {
     core_state *st = (core_state *)PyModule_GetState(module);
     Py_CLEAR(st->carrier);
-    Py_CLEAR(st->pending);
+    ti_pending_clear(st);
     Py_CLEAR(st->threading);
     Py_CLEAR(st->thread_type);
     Py_CLEAR(st->active);

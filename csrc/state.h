@@ -6,17 +6,28 @@
 
 #include "compat.h"
 
+/* One thread's place in the table of pending injections (pending.c). */
+typedef struct {
+    unsigned long ident;
+    PyObject *exc;       /* the injected class or instance (owned), or NULL */
+    int withdrawn;       /* cancel()ed after a delivery may have begun */
+    int used;            /* the place holds this ident's slot */
+} ti_slot;
+
 typedef struct {
     /* The private BaseException subclass that PyThreadState_SetAsyncExc is
      * given for every injection; see carrier.c. */
     PyObject *carrier;
-    /* The pending injections: {ident (int): [exception or None]}; see
+    /* The pending injections, a hash table of `pending_capacity` places (0 or
+     * a power of two), `pending_used` of them holding a thread's slot; see
      * pending.c.  Set by inject(), taken when the target thread receives it
-     * (carrier.c), cleared by cancel(), replaced by a later inject(). */
-    PyObject *pending;
-    /* Above this many entries, inject() drops the entries of threads that
-     * ended before they received their exception. */
-    Py_ssize_t sweep_at;
+     * (carrier.c), withdrawn by cancel(), replaced by a later inject(). */
+    ti_slot *pending_slots;
+    size_t pending_capacity;
+    size_t pending_used;
+    /* At this many slots, inject() drops the slots of threads that hold no
+     * pending exception (ended, or received theirs). */
+    size_t sweep_at;
     /* threading.Thread, threading._active ({ident: Thread} for running
      * threads) and threading._limbo (threads being started). threading
      * mutates both dicts in place, even after fork, and never rebinds them. */

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 import threading
 import time
 import traceback
+import weakref
 
 import pytest
 from conftest import JOIN_TIMEOUT, busy, sleepy, wait_until_waiting
@@ -265,3 +267,23 @@ def threadinject_not_found():
     import threadinject
 
     return threadinject.ThreadNotFoundError
+
+
+def test_a_pending_injection_outlives_many_delivered_ones(api, spawn):
+    # The C backend drops the slots of threads that hold no pending exception
+    # once there are 64 (csrc/pending.c): a pending one must survive that.
+    gate = threading.Event()
+    keeper = spawn(lambda stop: gate.wait(JOIN_TIMEOUT))
+    wait_until_waiting(keeper.thread)
+    kept = Custom(-1, "kept")
+    api.inject(keeper.thread, kept)
+    for i in range(150):
+        target = spawn(sleepy)
+        exc = Custom(i, "delivered")
+        api.inject(target.thread, exc)
+        target.join()
+        assert target.caught is exc
+    assert api.pending(keeper.thread) is kept
+    gate.set()
+    keeper.join()
+    assert keeper.caught is kept
