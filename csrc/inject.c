@@ -38,6 +38,9 @@ typedef struct {
     PyObject *thread;        /* the Thread object (borrowed), or NULL for an ident */
     PyObject *key;           /* new reference: the ident as an exact int */
     unsigned long ident;
+    /* key and ident are those of the last Thread found registered (see
+     * remembered()), not read from `thread`: registered() confirms them */
+    const char *from_cache;  /* then: the function name, for errors */
 } target;
 
 static int
@@ -55,13 +58,62 @@ not_running(core_state *st, PyObject *arg, const target *t)
                                          : "is not running (it has finished)");
 }
 
-/* Resolve the `thread` argument of `fname`.  Returns 0, or -1 with an
- * exception set (TypeError, ValueError or ThreadNotFoundError). */
+/* inject() into the same Thread again (the common case: a loop that keeps
+ * injecting, kill() escalating) skips reading the Thread's ident: the key
+ * and ident of the last Thread found registered in threading._active are
+ * kept, and if `arg` is that object, they are used.  That needs no proof
+ * that `arg` is still the same object, nor that its ident has not changed
+ * (after fork, threading gives the surviving thread its new ident): the
+ * check in registered() that _active maps the key to `arg` proves by itself
+ * that `arg`'s thread runs with that ident.  If the check fails, registered()
+ * reads the ident afresh.  GIL builds only: there the cache is read and
+ * written with the GIL held, by code that runs no Python code. */
 static int
-target_from_arg(core_state *st, PyObject *arg, const char *fname, target *t)
+remembered(core_state *st, PyObject *arg, const char *fname, target *t)
+{
+#if TI_FREE_THREADED
+    (void)st, (void)arg, (void)fname, (void)t;
+    return 0;
+#else
+    if (arg != st->last_thread || st->last_key == NULL) {
+        return 0;
+    }
+    t->thread = arg;
+    t->key = Py_NewRef(st->last_key);
+    t->ident = st->last_ident;
+    t->from_cache = fname;
+    return 1;
+#endif
+}
+
+static void
+remember(core_state *st, const target *t)
+{
+#if !TI_FREE_THREADED
+    st->last_thread = t->thread;
+    st->last_ident = t->ident;
+    if (st->last_key != t->key) {
+        PyObject *old = st->last_key;
+        st->last_key = Py_NewRef(t->key);
+        Py_XDECREF(old);   /* an int: runs no Python code */
+    }
+#else
+    (void)st, (void)t;
+#endif
+}
+
+/* Resolve the `thread` argument of `fname`; with `use_cache`, try
+ * remembered() first.  Returns 0, or -1 with an exception set (TypeError,
+ * ValueError or ThreadNotFoundError). */
+static int
+target_from_arg(core_state *st, PyObject *arg, const char *fname, int use_cache, target *t)
 {
     t->thread = NULL;
     t->key = NULL;
+    t->from_cache = NULL;
+    if (use_cache && remembered(st, arg, fname, t)) {
+        return 0;
+    }
     if (PyLong_Check(arg) && !PyBool_Check(arg)) {
         t->ident = PyLong_AsUnsignedLong(arg);
         if (t->ident == (unsigned long)-1 && PyErr_Occurred()) {
@@ -136,19 +188,29 @@ target_from_arg(core_state *st, PyObject *arg, const char *fname, target *t)
 /* 1 if the Thread is registered as running (always 1 for a raw ident: then
  * PyThreadState_SetAsyncExc is the test), 0 if not, -1 on error.  Runs no
  * Python code: the keys of _active are exact ints and the values are only
- * compared by identity. */
+ * compared by identity.  A target from remembered() that fails the test is
+ * resolved afresh (its key and ident replaced) and tested again. */
 static int
-registered(core_state *st, const target *t)
+registered(core_state *st, target *t)
 {
     if (t->thread == NULL) {
         return 1;
     }
     PyObject *running = PyDict_GetItemWithError(st->active, t->key);   /* borrowed */
     if (running == t->thread) {
+        remember(st, t);
         return 1;
     }
     if (running == NULL && PyErr_Occurred()) {
         return -1;
+    }
+    if (t->from_cache != NULL) {
+        PyObject *arg = t->thread;
+        Py_CLEAR(t->key);
+        if (target_from_arg(st, arg, t->from_cache, 0, t) < 0) {
+            return -1;
+        }
+        return registered(st, t);
     }
     /* Between Thread._set_ident() and its registration in _active, a
      * starting thread is in _limbo ({Thread: Thread}); it is short. */
@@ -206,7 +268,7 @@ registry_unlock(PyObject *lock)
  * may be the last reference.  For exc == NULL, *was_pending says whether an
  * exception was pending; otherwise it is not touched (and may be NULL). */
 static int
-set_pending(core_state *st, const target *t, PyObject *exc, PyObject **previous,
+set_pending(core_state *st, target *t, PyObject *exc, PyObject **previous,
             int *was_pending)
 {
     *previous = NULL;
@@ -327,7 +389,7 @@ check_exc(const char *fname, PyObject *exc)
 /* Make `exc` the target's pending injection: 1, 0 if it is not running, -1
  * on error. */
 static int
-schedule(core_state *st, const target *t, PyObject *exc)
+schedule(core_state *st, target *t, PyObject *exc)
 {
     if (maybe_sweep(st) < 0) {
         return -1;
@@ -349,7 +411,7 @@ ti_inject(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     target t;
-    if (target_from_arg(st, args[0], "inject", &t) < 0) {
+    if (target_from_arg(st, args[0], "inject", 1, &t) < 0) {
         return NULL;
     }
     int rc = schedule(st, &t, args[1]);
@@ -470,7 +532,7 @@ still_in_syscall(long tid, long number, unsigned long arg0)
  * and woken), 0 (withdrawn) or -1 with an exception (withdrawn too):
  * TimeoutError if the signal was not taken in time. */
 static int
-end_lock_wait(core_state *st, const target *t, long tid, const ti_lock_wake *wait)
+end_lock_wait(core_state *st, target *t, long tid, const ti_lock_wake *wait)
 {
     int rc = ti_wake_and_wait(tid, wait);
     if (rc == 1) {
@@ -529,7 +591,7 @@ ti_inject_if_at(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     target t;
-    if (target_from_arg(st, args[0], "_inject_if_at", &t) < 0) {
+    if (target_from_arg(st, args[0], "_inject_if_at", 0, &t) < 0) {
         return NULL;
     }
     int rc = still_at(st, &t, args[2], args[3]);
@@ -568,7 +630,7 @@ ti_inject_in_call(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     target t;
-    if (target_from_arg(st, args[0], "_inject_in_call", &t) < 0) {
+    if (target_from_arg(st, args[0], "_inject_in_call", 0, &t) < 0) {
         return NULL;
     }
     ti_hold hold;
@@ -615,7 +677,7 @@ ti_cancel(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     target t;
-    if (target_from_arg(st, args[0], "cancel", &t) < 0) {
+    if (target_from_arg(st, args[0], "cancel", 0, &t) < 0) {
         return NULL;
     }
     PyObject *previous;
@@ -637,7 +699,7 @@ ti_pending(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     target t;
-    if (target_from_arg(st, args[0], "pending", &t) < 0) {
+    if (target_from_arg(st, args[0], "pending", 0, &t) < 0) {
         return NULL;
     }
     PyObject *result = NULL;

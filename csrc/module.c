@@ -153,6 +153,8 @@ core_clear(PyObject *module)
     Py_CLEAR(st->active);
     Py_CLEAR(st->limbo);
     Py_CLEAR(st->not_found_error);
+    st->last_thread = NULL;
+    Py_CLEAR(st->last_key);
     Py_CLEAR(st->str_ident);
     Py_CLEAR(st->str_f_lasti);
     Py_CLEAR(st->gc);

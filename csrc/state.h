@@ -35,6 +35,12 @@ typedef struct {
     PyObject *thread_type;
     PyObject *active;
     PyObject *limbo;
+    /* The last Thread found registered in threading._active (its address
+     * only: never dereferenced, not a reference), with its key there (owned)
+     * and ident; see remembered() in inject.c.  GIL builds only. */
+    PyObject *last_thread;
+    PyObject *last_key;
+    unsigned long last_ident;
     /* threadinject.ThreadNotFoundError */
     PyObject *not_found_error;
     /* interned "_ident", the attribute where Thread keeps its ident, and

@@ -246,10 +246,15 @@ def test_class_that_cannot_be_built_without_arguments_reports_why(api, spawn):
 
 def test_recycled_ident_never_receives_an_old_threads_injection(api, spawn):
     # glibc reuses the stack (and so the pthread_t ident) of a joined thread:
-    # find a pair of Threads with the same ident, then aim at the first.
+    # find a pair of Threads with the same ident, then aim at the first.  The
+    # first is aimed at while it runs too, so the C backend remembers its
+    # ident (inject.c, remembered()) and the last inject() starts from that.
     for _ in range(200):
-        first = threading.Thread(target=lambda: None)
+        gate = threading.Event()
+        first = threading.Thread(target=gate.wait, args=(JOIN_TIMEOUT,))
         first.start()
+        assert api.cancel(first) is False  # found running: remembered
+        gate.set()
         first.join(JOIN_TIMEOUT)
         second = spawn(busy)
         if second.thread.ident == first.ident:
@@ -267,6 +272,57 @@ def threadinject_not_found():
     import threadinject
 
     return threadinject.ThreadNotFoundError
+
+
+def test_a_thread_registered_under_a_new_ident_is_aimed_at_there(api, spawn):
+    # In a forked child, threading._after_fork() gives the surviving Thread
+    # the child's ident: it sets _ident and re-registers it in _active.  Do
+    # the same here with two live threads (a's Thread object now names b's OS
+    # thread): the C backend, which remembered a's old ident when it injected
+    # into a, must follow the registry.
+    gate = threading.Event()
+    a = spawn(lambda stop: gate.wait(JOIN_TIMEOUT))
+    b = spawn(lambda stop: gate.wait(JOIN_TIMEOUT))
+    wait_until_waiting(a.thread)
+    wait_until_waiting(b.thread)
+    old, new = a.thread.ident, b.thread.ident
+    assert old is not None and new is not None
+    api.inject(a.thread, KeyError)
+    assert api.cancel(a.thread) is True
+    active = threading._active  # type: ignore[attr-defined]
+    with threading._active_limbo_lock:  # type: ignore[attr-defined]
+        del active[old]
+        a.thread._ident = new  # type: ignore[attr-defined]
+        active[new] = a.thread
+    try:
+        api.inject(a.thread, IndexError)
+        assert api.pending(new) is IndexError
+        assert api.pending(old) is None
+    finally:
+        api.cancel(new)
+        with threading._active_limbo_lock:  # type: ignore[attr-defined]
+            active[new] = b.thread
+            a.thread._ident = old  # type: ignore[attr-defined]
+            active[old] = a.thread
+    gate.set()
+    a.join()
+    b.join()
+    assert a.caught is None and b.caught is None
+
+
+def test_inject_keeps_no_reference_to_the_thread(api):
+    gate = threading.Event()
+    thread = threading.Thread(target=gate.wait, args=(JOIN_TIMEOUT,))
+    thread.start()
+    api.inject(thread, KeyError)
+    assert api.cancel(thread) is True
+    gate.set()
+    thread.join(JOIN_TIMEOUT)
+    assert not thread.is_alive()
+    ref = weakref.ref(thread)
+    del thread
+    gc.collect()
+    assert ref() is None
 
 
 def test_a_pending_injection_outlives_many_delivered_ones(api, spawn):
