@@ -435,10 +435,16 @@ def _join_waking_unseen(thread: threading.Thread, deadline: float | None, wake: 
     """
     try:
         pending(thread)  # checks `thread` as inject() would, before a watch is set on its ident
+        _kill_unseen(thread, inject, pending, cancel, wake, inject_in_call, deadline)
     except ThreadNotFoundError:
         if not thread._started.is_set():  # type: ignore[attr-defined]
             raise
-        return  # it has just finished
+        # it finished before the exception could be scheduled
+
+
+def _kill_unseen(thread: threading.Thread, inject: InjectFn, pending: PendingFn, cancel: CancelFn,
+                 wake: WakeFn, inject_in_call: InjectInCallFn | None, deadline: float | None) -> None:
+    """_join_waking_unseen() once `thread` is known to have been started."""
     with _monitor.watching(thread.ident, ThreadKilled()) as watch:
         # one instance: whether it has been raised is seen on it
         killed = watch.exc if watch is not None else ThreadKilled()
@@ -449,12 +455,7 @@ def _join_waking_unseen(thread: threading.Thread, deadline: float | None, wake: 
             return _schedule_unseen(thread, inject, pending, cancel, killed, withheld, searched,
                                     inject_in_call, watch)
 
-        try:
-            withheld = schedule(None)
-        except ThreadNotFoundError:
-            if not thread._started.is_set():  # type: ignore[attr-defined]
-                raise
-            return  # it finished before the exception could be scheduled
+        withheld = schedule(None)
         pause = 0.001
         while thread.is_alive():
             status = WakeStatus.NOT_BLOCKED
