@@ -14,7 +14,7 @@ from typing import Callable
 
 import pytest
 
-from threadinject import _backends, _frames, _locks, _syscalls, _wake
+from threadinject import _backends, _frames, _syscalls, _wake
 from threadinject._kill import make_kill
 from threadinject._wake import make_wake, unsafe_to_land
 
@@ -150,8 +150,7 @@ def _queued_in_a_condition(thread: threading.Thread) -> bool:
         blocked = _syscalls.blocked_call(thread.native_id)  # type: ignore[arg-type]
     except OSError:
         return False
-    wait = None if blocked is None else _locks.identify(None, blocked)
-    return wait is not None and wait.parked and _wake._condition_queueing(wait.lock_id) is not None
+    return blocked is not None and _wake.in_condition_wait(blocked)
 
 
 def wait_until_waiting(thread: threading.Thread) -> None:

@@ -146,3 +146,39 @@ def test_withhold_unseen_withholds_from_a_lock_wait_whatever_came_before(lock_wa
     withheld, seen = _wake.withhold_unseen(waiter, _long_past(waiter), {})
     assert seen is None and withheld is not None
     assert withheld.wait is not None and withheld.wait[0] == _blocked(waiter).arg0
+
+
+def _lock_waits_parked() -> bool:
+    found = _locks.layouts().get(type(threading.Lock()))
+    return found is not None and found[1].parked
+
+
+@pytest.mark.skipif(not _lock_waits_parked(),
+                    reason="a Lock waits on a semaphore up to 3.13.0: no parked waiter lock to find "
+                           "(GIL builds read frames instead); runs on 3.13t, 3.14, 3.15 and the debug 3.13")
+def test_a_thread_in_a_condition_wait_is_past_threadings_start_up() -> None:
+    # kill() on a free-threaded build waits for a new thread to reach run()
+    # (_kill._wait_until_run_called); one parked as a Condition's waiter is
+    # there (threading's start-up waits on no Condition once the thread has
+    # left _limbo), one in a bare lock wait cannot be told from a contended
+    # lock in the start-up: given the benefit of the doubt, 20 ms
+    from threadinject import _kill
+
+    gate = threading.Event()
+    held = threading.Lock()
+    held.acquire()
+    in_event = threading.Thread(target=gate.wait, args=(JOIN_TIMEOUT,))
+    in_lock = threading.Thread(target=held.acquire, args=(True, JOIN_TIMEOUT))
+    try:
+        in_event.start()
+        in_lock.start()
+        _wait_for(lambda: settled_in_futex_wait(in_event) and settled_in_futex_wait(in_lock),
+                  "both threads waiting")
+        assert _kill._past_bootstrap(in_event)
+        assert not _kill._past_bootstrap(in_lock)
+    finally:
+        gate.set()
+        held.release()
+        in_event.join(JOIN_TIMEOUT)
+        in_lock.join(JOIN_TIMEOUT)
+    assert not in_event.is_alive() and not in_lock.is_alive()

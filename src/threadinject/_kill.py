@@ -21,6 +21,7 @@ from ._wake import (
     WakeFn,
     WakeStatus,
     Withheld,
+    in_condition_wait,
     still_as_seen,
     withhold_unseen,
 )
@@ -151,7 +152,14 @@ def _wait_until_run_called(thread: threading.Thread, deadline: float | None) -> 
 
 def _past_bootstrap(thread: threading.Thread) -> bool:
     """Whether /proc shows that `thread`, out of threading._limbo, has gone
-    past the bytecodes that lead from there to run() (Linux)."""
+    past the bytecodes that lead from there to run() (Linux).
+
+    Those bytecodes make no system call but a futex wait (a contended lock
+    of the interpreter's), and no Condition wait (Lib/threading.py,
+    _bootstrap_inner, 3.13-3.15: _started.set() comes before the thread
+    leaves _limbo): a thread parked on a Condition's waiter lock is in
+    run().  Found so, a thread that started waiting on an Event or a Queue
+    costs the kill no _RUN_CALL_WAIT."""
     if not _syscalls.SUPPORTED or thread.native_id is None:
         return False
     try:
@@ -160,7 +168,9 @@ def _past_bootstrap(thread: threading.Thread) -> bool:
         blocked = _syscalls.blocked_call(thread.native_id)
     except OSError:  # it is exiting
         return True
-    return blocked is not None and blocked.number != _syscalls.FUTEX
+    if blocked is None:
+        return False
+    return blocked.number != _syscalls.FUTEX or in_condition_wait(blocked)
 
 
 def _wait_ident_gone(ident: int, deadline: float | None, pending: PendingFn) -> bool:

@@ -174,6 +174,12 @@ def _queued_in(wait: _locks.LockWait | None) -> threading.Condition | None:
     return _condition_queueing(wait.lock_id) if wait is not None and wait.parked else None
 
 
+def in_condition_wait(blocked: _syscalls.Blocked) -> bool:
+    """Whether a futex wait /proc showed is parked on a lock that a Condition
+    has queued as its waiter: the thread is inside Condition.wait()."""
+    return _queued_in(_locks.identify(None, blocked)) is not None
+
+
 def _wake_unseen_futex(native_id: int, blocked: _syscalls.Blocked) -> WakeResult:
     """Free-threaded builds, where no frame says what a futex wait is for:
     end it if it is parked on a lock that a Condition has queued as its
