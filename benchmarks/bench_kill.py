@@ -4,10 +4,17 @@
 
 The ctypes recipe is run once per call with a 1 s limit, to show what it does
 there (never returns for blocked calls: it cannot wake them).
+
+Every round closes the pipes and sockets it opened: when they were left open,
+one kill in the run took 10-20 ms, the one whose open() of /proc/.../syscall
+made the process's file table grow past 512 entries (Linux then waits for an
+RCU grace period in a multi-threaded process): a cost of leaking descriptors,
+not of kill().
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import select
@@ -26,34 +33,47 @@ from threadinject import ThreadKilled
 ROUNDS = 100
 
 
-def calls() -> dict[str, Callable[[], Callable[[], object]]]:
-    """name -> factory of a blocking call (fresh resources each round)."""
+Factory = Callable[[contextlib.ExitStack], Callable[[], object]]
 
-    def sleep() -> Callable[[], object]:
+
+def pipe(resources: contextlib.ExitStack) -> tuple[int, int]:
+    r, w = os.pipe()
+    resources.callback(os.close, r)
+    resources.callback(os.close, w)
+    return r, w
+
+
+def calls() -> dict[str, Factory]:
+    """name -> factory of a blocking call, given the round's resources to
+    register what it opens."""
+
+    def sleep(resources: contextlib.ExitStack) -> Callable[[], object]:
         return lambda: time.sleep(1e6)
 
-    def recv() -> Callable[[], object]:
+    def recv(resources: contextlib.ExitStack) -> Callable[[], object]:
         a, b = socket.socketpair()
-        return lambda: (a.recv(10), b)
+        resources.enter_context(a)
+        resources.enter_context(b)
+        return lambda: a.recv(10)
 
-    def pipe_read() -> Callable[[], object]:
-        r, w = os.pipe()
-        return lambda: (os.read(r, 10), w)
+    def pipe_read(resources: contextlib.ExitStack) -> Callable[[], object]:
+        r, _ = pipe(resources)
+        return lambda: os.read(r, 10)
 
-    def select_() -> Callable[[], object]:
-        r, w = os.pipe()
-        return lambda: (select.select([r], [], []), w)
+    def select_(resources: contextlib.ExitStack) -> Callable[[], object]:
+        r, _ = pipe(resources)
+        return lambda: select.select([r], [], [])
 
-    def selector() -> Callable[[], object]:
-        sel = selectors.DefaultSelector()
-        r, w = os.pipe()
+    def selector(resources: contextlib.ExitStack) -> Callable[[], object]:
+        sel = resources.enter_context(selectors.DefaultSelector())
+        r, _ = pipe(resources)
         sel.register(r, selectors.EVENT_READ)
-        return lambda: (sel.select(), w)
+        return sel.select
 
-    def event() -> Callable[[], object]:
+    def event(resources: contextlib.ExitStack) -> Callable[[], object]:
         return threading.Event().wait
 
-    def queue_get() -> Callable[[], object]:
+    def queue_get(resources: contextlib.ExitStack) -> Callable[[], object]:
         import queue
 
         return queue.Queue().get
@@ -63,21 +83,21 @@ def calls() -> dict[str, Callable[[], Callable[[], object]]]:
         lock.acquire()  # type: ignore[attr-defined]
         return lock
 
-    def lock_timed() -> Callable[[], object]:
+    def lock_timed(resources: contextlib.ExitStack) -> Callable[[], object]:
         lock = held(threading.Lock)
         return lambda: lock.acquire(timeout=1e6)  # type: ignore[attr-defined]
 
-    def rlock_timed() -> Callable[[], object]:
+    def rlock_timed(resources: contextlib.ExitStack) -> Callable[[], object]:
         lock = held(threading.RLock)
         return lambda: lock.acquire(timeout=1e6)  # type: ignore[attr-defined]
 
-    def lock_untimed() -> Callable[[], object]:
+    def lock_untimed(resources: contextlib.ExitStack) -> Callable[[], object]:
         return held(threading.Lock).acquire  # type: ignore[attr-defined, no-any-return]
 
-    def rlock_untimed() -> Callable[[], object]:
+    def rlock_untimed(resources: contextlib.ExitStack) -> Callable[[], object]:
         return held(threading.RLock).acquire  # type: ignore[attr-defined, no-any-return]
 
-    found = {"time.sleep": sleep, "socket.recv": recv, "os.read": pipe_read,
+    found: dict[str, Factory] = {"time.sleep": sleep, "socket.recv": recv, "os.read": pipe_read,
              "select.select": select_, "selectors": selector, "Event.wait": event,
              "Queue.get": queue_get, "Lock(timeout)": lock_timed, "RLock(timeout)": rlock_timed}
     from threadinject import _frames, _locks
@@ -112,7 +132,12 @@ def start(call: Callable[[], object]) -> threading.Thread:
     return thread
 
 
-def recipe_kills(call: Callable[[], object]) -> bool:
+def recipe_kills(factory: Factory) -> bool:
+    with contextlib.ExitStack() as resources:
+        return _recipe_kills(factory(resources))
+
+
+def _recipe_kills(call: Callable[[], object]) -> bool:
     thread = start(call)
     ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(ThreadKilled))
     thread.join(1.0)
@@ -129,13 +154,14 @@ def main() -> None:
     for name, factory in calls().items():
         times, killed = [], 0
         for _ in range(ROUNDS):
-            thread = start(factory())
-            begin = time.perf_counter()
-            killed += threadinject.kill(thread, 5)
-            times.append((time.perf_counter() - begin) * 1000)
+            with contextlib.ExitStack() as resources:
+                thread = start(factory(resources))
+                begin = time.perf_counter()
+                killed += threadinject.kill(thread, 5)
+                times.append((time.perf_counter() - begin) * 1000)
         times.sort()
         p99 = times[min(len(times) - 1, int(len(times) * 0.99))]
-        recipe = "yes" if recipe_kills(factory()) else "no"
+        recipe = "yes" if recipe_kills(factory) else "no"
         print(f"{name:<16}{statistics.median(times):10.3f}{p99:9.3f}{times[-1]:9.3f}"
               f"{killed:>5}/{ROUNDS}  {recipe}")
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1000)"])
