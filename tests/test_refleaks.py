@@ -148,6 +148,41 @@ def scheduling_calls_leak_nothing(target: threading.Thread) -> None:
     assert grown < LIMIT, f"{grown} bytes grew over {ROUNDS} cycles"
 
 
+def test_sweeps_and_stale_remembered_idents_leak_nothing():
+    # Injections aimed at idents no thread has fill the table of pending
+    # slots (csrc/pending.c) with empty slots, so it is swept every few
+    # dozen cycles, while the waiting thread's slot holds a withdrawn
+    # exception the sweep releases.  And the C backend's remembered ident of
+    # the last Thread (inject.c) is made stale each cycle by registering
+    # another Thread object under it, so inject() re-reads the ident and
+    # finds the thread not running.
+    with waiting_thread() as target:
+        instance = Injected("withdrawn, then swept")
+        stand_in = threading.Thread(target=lambda: None)
+        active = threading._active  # type: ignore[attr-defined]
+        registry = threading._active_limbo_lock  # type: ignore[attr-defined]
+        ident = target.ident
+        assert ident is not None
+        unknown = iter(range(10**9, 10**10))
+
+        def cycle():
+            for _ in range(4):
+                raises((ThreadNotFoundError,), core.inject, next(unknown), Injected)
+            core.inject(target, instance)
+            assert core.cancel(target) is True
+            with registry:
+                active[ident] = stand_in
+            try:
+                raises((ThreadNotFoundError,), core.inject, target, instance)
+            finally:
+                with registry:
+                    active[ident] = target
+
+        before, after, grown = measure(cycle, ROUNDS // 4, Injected, instance, target, stand_in)
+    assert before == after
+    assert grown < LIMIT, f"{grown} bytes grew over {ROUNDS // 4} cycles"
+
+
 def test_delivery_leaks_nothing():
     received = threading.Semaphore(0)
     armed = threading.Semaphore(0)  # the receiver is inside its try: inject now
