@@ -287,6 +287,35 @@ def test_interpreter_exits_cleanly_after_kill(backend):
     assert (result.returncode, result.stdout, result.stderr) == (0, "exiting\n", "")
 
 
+BACK_EDGE_ONLY_LOOP = textwrap.dedent("""
+    import sys, threading, threadinject
+    handled = []
+    def loop():
+        try:
+            while True: pass
+        except BaseException as exc:
+            handled.append(type(exc).__name__)
+    worker = threading.Thread(target=loop)
+    worker.start()
+    assert threadinject.kill(worker, 10)
+    print(handled)
+""")
+
+
+@pytest.mark.parametrize("backend", ["c", "ctypes"])
+def test_a_back_edge_only_loop_is_killed_quietly_even_where_cpython_skips_its_handler(backend):
+    # CPython 3.11/3.12 (gh-108214) skip the handler of a loop that is nothing
+    # but its back-edge, first in its try (README, Limits;
+    # tools/cpython_backedge_bug.py): no injector can land elsewhere in it.
+    # The thread must still end, quietly; where the handler runs, it sees it.
+    result = run_python(BACK_EDGE_ONLY_LOOP, backend)
+    assert (result.returncode, result.stderr) == (0, "")
+    if (3, 11) <= sys.version_info[:2] <= (3, 12):
+        assert result.stdout in ("[]\n", "['ThreadKilled']\n")  # [] on 3.11.7 and 3.12.1
+    else:
+        assert result.stdout == "['ThreadKilled']\n"
+
+
 def test_kill_does_not_mistake_a_thread_running_no_python_code_for_ended(api):
     # A raw thread whose function is C code has no Python frame, so it is
     # missing from sys._current_frames() although it runs.
