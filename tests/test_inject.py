@@ -314,6 +314,7 @@ def test_inject_keeps_no_reference_to_the_thread(api):
     gate = threading.Event()
     thread = threading.Thread(target=gate.wait, args=(JOIN_TIMEOUT,))
     thread.start()
+    wait_until_waiting(thread)  # blocked in C: the injection stays pending
     api.inject(thread, KeyError)
     assert api.cancel(thread) is True
     gate.set()

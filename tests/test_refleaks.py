@@ -18,7 +18,7 @@ import tracemalloc
 from collections.abc import Iterator
 
 import pytest
-from conftest import JOIN_TIMEOUT
+from conftest import JOIN_TIMEOUT, wait_until_waiting
 
 from threadinject import ThreadNotFoundError, _backends, _frames
 
@@ -93,6 +93,7 @@ def waiting_thread() -> Iterator[threading.Thread]:
     target = threading.Thread(target=release.wait, daemon=True)
     target.start()
     try:
+        wait_until_waiting(target)  # blocked in C: an injection stays pending
         yield target
     finally:
         release.set()
