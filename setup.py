@@ -1,8 +1,10 @@
 """Declares the C extension threadinject._core; metadata is in pyproject.toml.
 
-GIL builds of CPython 3.10+ compile it against the limited API and tag the
-wheel cp310-abi3 (one wheel for 3.10 and every later release); 3.9 and the
-free-threaded builds get version-specific wheels.  If the compiler fails, the
+GIL builds of CPython 3.10 and 3.11 compile it against the limited API and
+tag the wheel cp310-abi3 (it also installs on every later release that has no
+wheel of its own); 3.9, 3.12+ (whose dict watchers, outside the limited API,
+make inject() faster: csrc/active_watch.h) and the free-threaded builds get
+version-specific wheels.  If the compiler fails, the
 package installs without the extension and uses its ctypes backend, unless
 THREADINJECT_REQUIRE_EXTENSION=1 (as in CI and wheel builds).
 """
@@ -18,7 +20,7 @@ from setuptools.command.build_ext import build_ext
 REQUIRE_EXTENSION = os.environ.get("THREADINJECT_REQUIRE_EXTENSION", "") not in ("", "0")
 FREE_THREADED = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
 CPYTHON = sys.implementation.name == "cpython"
-LIMITED_API = CPYTHON and not FREE_THREADED and sys.version_info >= (3, 10)
+LIMITED_API = CPYTHON and not FREE_THREADED and (3, 10) <= sys.version_info < (3, 12)
 
 
 class OptionalBuildExt(build_ext):

@@ -15,6 +15,7 @@
  *     which Thread._delete() needs to unregister (Lib/threading.py, 3.13-3.15).
  */
 #include "inject.h"
+#include "active_watch.h"
 #include "pending.h"
 #include "wake.h"
 
@@ -92,6 +93,9 @@ remember(core_state *st, const target *t)
 #if !TI_FREE_THREADED
     st->last_thread = t->thread;
     st->last_ident = t->ident;
+#  if TI_WATCH_ACTIVE
+    st->last_changes = TI_ACTIVE_CHANGES();
+#  endif
     if (st->last_key != t->key) {
         PyObject *old = st->last_key;
         st->last_key = Py_NewRef(t->key);
@@ -189,13 +193,21 @@ target_from_arg(core_state *st, PyObject *arg, const char *fname, int use_cache,
  * PyThreadState_SetAsyncExc is the test), 0 if not, -1 on error.  Runs no
  * Python code: the keys of _active are exact ints and the values are only
  * compared by identity.  A target from remembered() that fails the test is
- * resolved afresh (its key and ident replaced) and tested again. */
+ * resolved afresh (its key and ident replaced) and tested again; one that
+ * passed it and for which _active has not changed since passes without a
+ * look-up (active_watch.h): the Thread, which _active still holds, is still
+ * the object at that address, and still registered under that key. */
 static int
 registered(core_state *st, target *t)
 {
     if (t->thread == NULL) {
         return 1;
     }
+#if TI_WATCH_ACTIVE
+    if (t->from_cache != NULL && ti_active_unchanged(st, st->last_changes)) {
+        return 1;
+    }
+#endif
     PyObject *running = PyDict_GetItemWithError(st->active, t->key);   /* borrowed */
     if (running == t->thread) {
         remember(st, t);

@@ -2,6 +2,7 @@
  * The functions themselves are in inject.c; the carrier type in carrier.c;
  * the system-call wake in wake_*.c; kill()'s sys.monitoring filters in
  * monitor_filter.c. */
+#include "active_watch.h"
 #include "carrier.h"
 #include "inject.h"
 #include "monitor_filter.h"
@@ -87,6 +88,10 @@ core_exec(PyObject *module)
     if (rc < 0) {
         return -1;
     }
+    if (ti_active_watch_start(st) < 0
+        || PyModule_AddIntConstant(module, "_WATCHING_ACTIVE", st->active_watched) < 0) {
+        return -1;
+    }
 
     /* The running interpreter's version, not the headers': an abi3 build of
      * this module runs on several. */
@@ -148,6 +153,7 @@ core_clear(PyObject *module)
     core_state *st = (core_state *)PyModule_GetState(module);
     Py_CLEAR(st->carrier);
     ti_pending_clear(st);
+    ti_active_watch_stop(st);
     Py_CLEAR(st->threading);
     Py_CLEAR(st->thread_type);
     Py_CLEAR(st->active);

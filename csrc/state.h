@@ -6,6 +6,8 @@
 
 #include "compat.h"
 
+#include <stdint.h>
+
 /* One thread's place in the table of pending injections (pending.c). */
 typedef struct {
     unsigned long ident;
@@ -41,6 +43,12 @@ typedef struct {
     PyObject *last_thread;
     PyObject *last_key;
     unsigned long last_ident;
+    /* ti_active_changes when last_thread was last found registered, and
+     * whether _active is watched, by watcher `active_watcher`; see
+     * active_watch.h. */
+    uint64_t last_changes;
+    int active_watched;
+    int active_watcher;
     /* threadinject.ThreadNotFoundError */
     PyObject *not_found_error;
     /* interned "_ident", the attribute where Thread keeps its ident, and

@@ -78,5 +78,14 @@ def test_module_declares_its_build():
     from threadinject import _core
 
     assert _core.__name__ == "threadinject._core"
-    if not FREE_THREADED and sys.version_info >= (3, 10):
-        assert ".abi3." in _core.__file__
+    abi3 = ".abi3." in _core.__file__
+    if not FREE_THREADED and (3, 10) <= sys.version_info < (3, 12):
+        assert abi3
+    if abi3:
+        # also installed on later releases that have no wheel of their own
+        # (noxfile.py tests it on 3.15): no dict watchers in the limited API
+        assert not FREE_THREADED and sys.version_info >= (3, 10)
+        assert _core._WATCHING_ACTIVE == 0
+    else:
+        # 3.12+ GIL builds watch threading._active (csrc/active_watch.h)
+        assert _core._WATCHING_ACTIVE == (sys.version_info >= (3, 12) and not FREE_THREADED)

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import gc
+import importlib.util
 import sys
+import textwrap
 import threading
 import time
 import traceback
+import types
 import weakref
 
 import pytest
-from conftest import JOIN_TIMEOUT, busy, sleepy, wait_until_waiting
+from conftest import JOIN_TIMEOUT, busy, run_python, sleepy, wait_until_waiting
+
+import threadinject
 
 
 class Custom(Exception):
@@ -344,3 +349,100 @@ def test_a_pending_injection_outlives_many_delivered_ones(api, spawn):
     gate.set()
     keeper.join()
     assert keeper.caught is kept
+
+
+def load_core_instance() -> types.ModuleType:
+    """A new instance of threadinject._core (a module state of its own), not
+    put in sys.modules."""
+    from threadinject import _core
+
+    spec = importlib.util.spec_from_file_location("threadinject._core", _core.__file__)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+watching_active = pytest.mark.skipif(
+    threadinject.backend != "c" or not getattr(threadinject._backends.load("c"), "_WATCHING_ACTIVE", 0),
+    reason="only 3.12+ GIL builds of the C backend watch threading._active (csrc/active_watch.h); "
+    "elsewhere inject() looks it up every time, which the other tests here cover",
+)
+
+
+@watching_active
+def test_with_no_dict_watcher_left_inject_still_finds_finished_threads():
+    # Each module instance takes one of the interpreter's 8 dict watcher ids.
+    # One that finds none left must look threading._active up each time:
+    # aimed at a Thread it remembers, after that Thread has finished, it
+    # reports so.  Dropping the instances gives the ids back.
+    instances = [load_core_instance()]
+    try:
+        while instances[-1]._WATCHING_ACTIVE:
+            assert len(instances) <= 8
+            instances.append(load_core_instance())
+        core = instances[-1]
+        gate = threading.Event()
+        thread = threading.Thread(target=gate.wait, args=(JOIN_TIMEOUT,))
+        thread.start()
+        wait_until_waiting(thread)
+        core.inject(thread, KeyError)  # remembered
+        assert core.cancel(thread) is True
+        gate.set()
+        thread.join(JOIN_TIMEOUT)
+        assert not thread.is_alive()
+        with pytest.raises(threadinject.ThreadNotFoundError):
+            core.inject(thread, KeyError)
+    finally:
+        del instances
+        gc.collect()
+    assert load_core_instance()._WATCHING_ACTIVE == 1
+
+
+@watching_active
+@pytest.mark.skipif(
+    importlib.util.find_spec("_testcapi") is None,
+    reason="takes the dict watcher ids with _testcapi, which this CPython lacks; "
+    "runs on every 3.12+ GIL build here (pyenv's, the debug 3.13, Debian's 3.14 and 3.15)",
+)
+def test_with_no_dict_watcher_at_all_a_recycled_ident_is_not_aimed_at():
+    # When no watcher watches threading._active (every id taken before
+    # threadinject loads), nothing counts its changes: inject() into a
+    # remembered Thread must look it up, or it would aim at a newer thread
+    # that got the finished one's ident.
+    code = textwrap.dedent("""
+        import _testcapi, threading
+        while True:
+            try:
+                _testcapi.add_dict_watcher(0)
+            except RuntimeError:
+                break
+        import threadinject
+        from threadinject import _core
+        assert _core._WATCHING_ACTIVE == 0
+        stop = threading.Event()
+        for tries in range(200):
+            gate = threading.Event()
+            first = threading.Thread(target=gate.wait, args=(10,))
+            first.start()
+            assert _core.cancel(first) is False  # found running: remembered
+            gate.set()
+            first.join(10)
+            second = threading.Thread(target=stop.wait, args=(10,))
+            second.start()
+            if second.ident == first.ident:
+                break
+            stop.set()
+            second.join(10)
+            stop.clear()
+        else:
+            raise SystemExit("no ident reused")
+        try:
+            _core.inject(first, KeyError)
+        except threadinject.ThreadNotFoundError:
+            print("not found", _core.pending(second))
+        stop.set()
+        second.join(10)
+    """)
+    result = run_python(code, "c")
+    assert (result.stdout, result.stderr) == ("not found None\n", "")

@@ -12,6 +12,7 @@ def _inject_if_at(
 def pending(thread: ThreadArg, /) -> ExcArg | None: ...
 
 WAKE_SUPPORTED: int
+_WATCHING_ACTIVE: int  # 1 if inject() knows unchanged threading._active without a look-up
 
 class _InjectedException(BaseException): ...
 

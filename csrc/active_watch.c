@@ -1,0 +1,80 @@
+/* The watch on threading._active: see active_watch.h. */
+#include "active_watch.h"
+
+#if TI_WATCH_ACTIVE
+
+#if defined(_MSC_VER) && !defined(__clang__)
+#  include <intrin.h>
+#endif
+
+uint64_t ti_active_changes;
+
+/* Called by CPython before each change of a watched dict (and when it is
+ * deallocated), in the thread that makes it, holding its interpreter's GIL:
+ * no inject() of that interpreter can run between this count and the change.
+ * Runs no Python code and cannot fail. */
+static int
+count_change(PyDict_WatchEvent event, PyObject *dict, PyObject *key, PyObject *new_value)
+{
+    (void)event, (void)dict, (void)key, (void)new_value;
+#  if defined(_MSC_VER) && !defined(__clang__)
+    _InterlockedIncrement64((volatile __int64 *)&ti_active_changes);
+#  else
+    __atomic_fetch_add(&ti_active_changes, 1, __ATOMIC_RELAXED);
+#  endif
+    return 0;
+}
+
+int
+ti_active_watch_start(core_state *st)
+{
+    int id = PyDict_AddWatcher(count_change);
+    if (id < 0) {
+        /* No watcher id left in this interpreter (RuntimeError, the only
+         * failure: nothing is allocated).  Not an error: inject() then looks
+         * _active up each time, as the abi3 build does. */
+        PyErr_Clear();
+        return 0;
+    }
+    if (PyDict_Watch(id, st->active) < 0) {
+        if (PyDict_ClearWatcher(id) < 0) {
+            PyErr_WriteUnraisable(NULL);
+        }
+        return -1;
+    }
+    st->active_watcher = id;
+    st->active_watched = 1;
+    return 0;
+}
+
+void
+ti_active_watch_stop(core_state *st)
+{
+    if (!st->active_watched) {
+        return;
+    }
+    st->active_watched = 0;
+    /* Neither can fail: st->active is the dict this id watches (a reference
+     * the module holds) and the id is registered. */
+    if (PyDict_Unwatch(st->active_watcher, st->active) < 0
+        || PyDict_ClearWatcher(st->active_watcher) < 0) {
+        PyErr_WriteUnraisable(NULL);
+    }
+}
+
+#else  /* no dict watchers in this build */
+
+int
+ti_active_watch_start(core_state *st)
+{
+    (void)st;
+    return 0;
+}
+
+void
+ti_active_watch_stop(core_state *st)
+{
+    (void)st;
+}
+
+#endif
