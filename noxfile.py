@@ -4,10 +4,12 @@ Every session tests an installed wheel, not the source tree: it builds the
 wheel with pip, repairs it to a manylinux tag with auditwheel, installs it in
 the session's fresh venv and runs the suite against both backends.
 
-  tests-3.9 ... tests-3.13   pyenv's CPythons (3.10+ build the abi3 wheel)
+  tests-3.9 ... tests-3.13   pyenv's CPythons (3.10 and 3.11 build the abi3 wheel)
   tests-3.13t                free-threaded 3.13 from tools/freethreaded-python
-  tests_debian               the abi3 wheel, built here, on Debian's 3.14 and 3.15
-                             (tools/debian-pythons runs them in a chroot)
+  tests_debian               Debian's 3.14 and 3.15 (tools/debian-pythons runs them in a
+                             chroot): a wheel of each built there, and on 3.15 also the
+                             abi3 wheel built here, as a release without a wheel of its
+                             own would install it
   debug                      a debug 3.13 (tools/debug-python): CPython's assertions, and
                              tests/test_refleaks.py also checks sys.gettotalrefcount()
   lint                       mypy --strict, ruff, pyproject and cibuildwheel config
@@ -74,24 +76,41 @@ def tests(session: nox.Session) -> None:
     run_suite(session, build_wheel(session))
 
 
-@nox.session(python="3.12")
+@nox.session(python="3.11")
 def tests_debian(session: nox.Session) -> None:
-    """The abi3 wheel built on this host, tested on Debian's 3.14 and 3.15."""
-    wheel = build_wheel(session)
-    assert "-abi3-" in wheel, wheel
-    rel = os.path.relpath(wheel, ROOT)
+    """Debian's 3.14 and 3.15: the wheel each builds (cp314, cp315: full C API,
+    as cibuildwheel builds them), then on 3.15 the abi3 wheel built here."""
     tool = str(ROOT / "tools" / "debian-pythons")
     args = " ".join(session.posargs)
-    for version in DEBIAN_VERSIONS:
-        # the chroot sees only the repository: copy the wheel into it
-        inside = ROOT / "wheelhouse" / os.path.basename(rel)
+
+    def suite(version: str, wheel: str) -> None:
         session.run(
             tool, "run", version, "bash", "-c",
-            f"set -e; python -m pip install -q --force-reinstall '{inside}[test]'; "
-            f"cd tests; python -c 'import sys; print(sys.version)'; "
+            f"set -e; python -m pip install -q --force-reinstall {wheel}'[test]'; "
+            f"cd tests; python -c 'import sys; from threadinject import _core; "
+            f"print(sys.version, _core.__file__)'; "
             f"python -m pytest -p no:cacheprovider {args}",
             external=True,
         )
+
+    for version in DEBIAN_VERSIONS:
+        # Built in the chroot, whose glibc is newer than manylinux's: a wheel
+        # to test, not to ship (cibuildwheel builds those).
+        out = f"wheelhouse/debian-{version}"
+        session.run(
+            tool, "run", version, "bash", "-c",
+            f"set -e; rm -rf {out}; python -m pip install -q setuptools wheel; "
+            f"THREADINJECT_REQUIRE_EXTENSION=1 python -m pip wheel -q --no-deps "
+            f"--no-build-isolation -w {out} .",
+            external=True,
+        )
+        (wheel,) = glob.glob(str(ROOT / out / "threadinject-*.whl"))
+        assert "-abi3-" not in wheel, wheel
+        suite(version, wheel)
+    abi3 = build_wheel(session)
+    assert "-cp310-abi3-" in abi3, abi3
+    # the chroot sees only the repository: build_wheel copied the wheel there
+    suite(DEBIAN_VERSIONS[-1], str(ROOT / "wheelhouse" / os.path.basename(abi3)))
 
 
 @nox.session(python=DEBUG_PYTHON)
