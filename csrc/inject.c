@@ -93,8 +93,8 @@ remember(core_state *st, const target *t)
 #if !TI_FREE_THREADED
     st->last_thread = t->thread;
     st->last_ident = t->ident;
-#  if TI_WATCH_ACTIVE
-    st->last_changes = TI_ACTIVE_CHANGES();
+#  if TI_ACTIVE_STAMPS
+    st->last_stamp = ti_active_stamp(st);
 #  endif
     if (st->last_key != t->key) {
         PyObject *old = st->last_key;
@@ -203,8 +203,8 @@ registered(core_state *st, target *t)
     if (t->thread == NULL) {
         return 1;
     }
-#if TI_WATCH_ACTIVE
-    if (t->from_cache != NULL && ti_active_unchanged(st, st->last_changes)) {
+#if TI_ACTIVE_STAMPS
+    if (t->from_cache != NULL && ti_active_unchanged(st, st->last_stamp)) {
         return 1;
     }
 #endif

@@ -88,8 +88,7 @@ core_exec(PyObject *module)
     if (rc < 0) {
         return -1;
     }
-    if (ti_active_watch_start(st) < 0
-        || PyModule_AddIntConstant(module, "_WATCHING_ACTIVE", st->active_watched) < 0) {
+    if (ti_active_watch_start(module, st) < 0) {
         return -1;
     }
 

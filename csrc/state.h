@@ -43,10 +43,10 @@ typedef struct {
     PyObject *last_thread;
     PyObject *last_key;
     unsigned long last_ident;
-    /* ti_active_changes when last_thread was last found registered, and
-     * whether _active is watched, by watcher `active_watcher`; see
+    /* The stamp of _active when last_thread was last found registered, and
+     * whether _active is watched, by watcher `active_watcher` (3.12+); see
      * active_watch.h. */
-    uint64_t last_changes;
+    uint64_t last_stamp;
     int active_watched;
     int active_watcher;
     /* threadinject.ThreadNotFoundError */

@@ -79,13 +79,13 @@ def test_module_declares_its_build():
 
     assert _core.__name__ == "threadinject._core"
     abi3 = ".abi3." in _core.__file__
-    if not FREE_THREADED and (3, 10) <= sys.version_info < (3, 12):
-        assert abi3
     if abi3:
-        # also installed on later releases that have no wheel of their own
-        # (noxfile.py tests it on 3.15): no dict watchers in the limited API
+        # built with THREADINJECT_LIMITED_API=1, for releases without a wheel
+        # of their own (noxfile.py tests it on 3.15): no dict version or
+        # watchers in the limited API
         assert not FREE_THREADED and sys.version_info >= (3, 10)
-        assert _core._WATCHING_ACTIVE == 0
+        assert _core._ACTIVE_CHECK == "look-up"
+    elif FREE_THREADED:
+        assert _core._ACTIVE_CHECK == "look-up"  # inject() remembers no Thread there
     else:
-        # 3.12+ GIL builds watch threading._active (csrc/active_watch.h)
-        assert _core._WATCHING_ACTIVE == (sys.version_info >= (3, 12) and not FREE_THREADED)
+        assert _core._ACTIVE_CHECK == ("watcher" if sys.version_info >= (3, 12) else "version")

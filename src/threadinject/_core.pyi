@@ -12,7 +12,7 @@ def _inject_if_at(
 def pending(thread: ThreadArg, /) -> ExcArg | None: ...
 
 WAKE_SUPPORTED: int
-_WATCHING_ACTIVE: int  # 1 if inject() knows unchanged threading._active without a look-up
+_ACTIVE_CHECK: str  # how inject() knows threading._active unchanged: "version", "watcher" or "look-up"
 
 class _InjectedException(BaseException): ...
 
