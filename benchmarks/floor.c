@@ -23,7 +23,15 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "floor", NULL, 0, methods};
+static PyModuleDef_Slot slots[] = {
+#ifdef Py_GIL_DISABLED
+    /* importing it must leave the GIL off, as threadinject._core does */
+    {Py_mod_gil, Py_MOD_GIL_NOT_USED},
+#endif
+    {0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "floor", NULL, 0, methods, slots};
 
 PyMODINIT_FUNC
 PyInit_floor(void)

@@ -38,9 +38,10 @@ carrier_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(k
     if (st == NULL) {
         return NULL;
     }
+    PyObject *exc;
     TI_PENDING_LOCK(st);
     /* take it, pending or withdrawn by a cancel() that came too late */
-    PyObject *exc = ti_pending_swap(st, PyThread_get_thread_ident(), NULL);
+    exc = ti_pending_swap(st, PyThread_get_thread_ident(), NULL);
     TI_PENDING_UNLOCK(st);
     if (exc == NULL) {
         /* Reachable when someone calls this private class directly, and

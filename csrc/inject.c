@@ -11,8 +11,15 @@
  *   - with a GIL, that step runs no Python code (dict look-ups with int keys,
  *     identity comparisons, no object is freed: references that might be the
  *     last are dropped after it), so the GIL is never released inside it;
- *   - on free-threaded builds it runs holding threading._active_limbo_lock,
- *     which Thread._delete() needs to unregister (Lib/threading.py, 3.13-3.15).
+ *   - on free-threaded builds it runs in critical sections on the dicts
+ *     threading._active and threading._limbo (TI_REGISTRY_BEGIN): whoever
+ *     changes one takes its lock, so Thread._delete()'s `del _active[...]`
+ *     and a starting thread's move from _limbo to _active wait until the
+ *     step is over.  Nothing in the step suspends them after the check
+ *     (look-ups in these dicts are lock-free there, PyThreadState_SetAsyncExc
+ *     takes its lock with _Py_LOCK_DONT_DETACH: Include/internal/
+ *     pycore_pystate.h, 3.13.15).  This is the recycled-ident guarantee the
+ *     GIL gives, at a fraction of the cost of threading._active_limbo_lock.
  */
 #include "inject.h"
 #include "active_watch.h"
@@ -236,89 +243,76 @@ registered(core_state *st, target *t)
     return 0;
 }
 
-#if TI_FREE_THREADED
-/* Take threading._active_limbo_lock (looked up each time: threading rebinds
- * it after fork).  Returns the lock (a new reference) or NULL on error. */
-static PyObject *
-registry_lock(core_state *st, const target *t)
+/* What the step below let go of, for its caller to drop with let_go_release()
+ * once the step is over (either may hold a last reference, whose release
+ * may run Python code). */
+typedef struct {
+    PyObject *previous;   /* the exception replaced or withdrawn, or NULL */
+    ti_slot *swept;       /* the pending table before a sweep, or NULL */
+    size_t swept_capacity;
+} let_go;
+
+static void
+let_go_release(let_go *gone)
 {
-    if (t->thread == NULL) {
-        return Py_NewRef(Py_None);
-    }
-    PyObject *lock = PyObject_GetAttrString(st->threading, "_active_limbo_lock");
-    if (lock == NULL) {
-        return NULL;
-    }
-    PyObject *res = PyObject_CallMethod(lock, "acquire", NULL);
-    if (res == NULL) {
-        Py_DECREF(lock);
-        return NULL;
-    }
-    Py_DECREF(res);
-    return lock;
+    Py_XDECREF(gone->previous);
+    ti_pending_release(gone->swept, gone->swept_capacity);   /* NULL is allowed */
 }
 
+/* Once there are st->sweep_at slots, drop those that hold no pending
+ * exception (pending.c), so the cost of sweeping is amortised.  Caller holds
+ * the pending table. */
 static int
-registry_unlock(PyObject *lock)
+maybe_sweep(core_state *st, let_go *gone)
 {
-    int rc = 0;
-    if (lock != Py_None) {
-        PyObject *res = PyObject_CallMethod(lock, "release", NULL);
-        rc = res == NULL ? -1 : 0;
-        Py_XDECREF(res);
+    if (st->pending_used < st->sweep_at) {
+        return 0;
     }
-    Py_DECREF(lock);
+    int rc = ti_pending_sweep(st, &gone->swept, &gone->swept_capacity);
+    st->sweep_at = st->pending_used < 32 ? 64 : 2 * st->pending_used;
     return rc;
 }
-#endif
 
 /* The step described at the top of this file: if the target is running,
- * make `exc` its pending injection, or, for exc == NULL, withdraw the pending
- * one (cancel()).  Returns 1 on success, 0 if the target is not running, -1
- * on error.  *previous receives the exception it replaced or let go of (a
- * new reference or NULL): the caller drops it once the step is over, as it
- * may be the last reference.  For exc == NULL, *was_pending says whether an
- * exception was pending; otherwise it is not touched (and may be NULL). */
+ * make `exc` its pending injection (sweeping the table first if it is due),
+ * or, for exc == NULL, withdraw the pending one (cancel()).  Returns 1 on
+ * success, 0 if the target is not running, -1 on error.  *gone receives
+ * what was let go of, for let_go_release().  For exc == NULL, *was_pending
+ * says whether an exception was pending; otherwise it is not touched (and
+ * may be NULL). */
 static int
-set_pending(core_state *st, target *t, PyObject *exc, PyObject **previous,
-            int *was_pending)
+set_pending(core_state *st, target *t, PyObject *exc, let_go *gone, int *was_pending)
 {
-    *previous = NULL;
-#if TI_FREE_THREADED
-    PyObject *lock = registry_lock(st, t);
-    if (lock == NULL) {
-        return -1;
-    }
-#endif
-    int rc = registered(st, t);
+    gone->previous = NULL;
+    gone->swept = NULL;
+    gone->swept_capacity = 0;
+    int rc;
+    /* Free-threaded: this also holds the pending table (TI_PENDING_LOCK
+     * takes the same critical section on _active). */
+    TI_REGISTRY_BEGIN(st);
+    rc = exc != NULL && maybe_sweep(st, gone) < 0 ? -1 : registered(st, t);
     if (rc == 1) {
-        TI_PENDING_LOCK(st);
         if (exc != NULL) {
-            *previous = ti_pending_swap(st, t->ident, exc);
+            gone->previous = ti_pending_swap(st, t->ident, exc);
         }
         else {
             *was_pending = ti_pending_withdraw(st, t->ident);
         }
-        if (exc != NULL && *previous == NULL && PyErr_Occurred()) {
+        if (exc != NULL && gone->previous == NULL && PyErr_Occurred()) {
             rc = -1;   /* no memory for its slot */
         }
         else if (PyThreadState_SetAsyncExc(t->ident, exc == NULL ? NULL : st->carrier) == 0) {
             rc = 0;   /* no such thread: empty its slot */
             PyObject *emptied = ti_pending_swap(st, t->ident, NULL);
-            if (*previous == NULL) {
-                *previous = emptied;   /* what cancel() withdrew, or `exc` */
+            if (gone->previous == NULL) {
+                gone->previous = emptied;   /* what cancel() withdrew, or `exc` */
             }
             else {
                 Py_XDECREF(emptied);   /* `exc`, which the caller still holds */
             }
         }
-        TI_PENDING_UNLOCK(st);
     }
-#if TI_FREE_THREADED
-    if (registry_unlock(lock) < 0) {
-        rc = -1;
-    }
-#endif
+    TI_REGISTRY_END();
     return rc;
 }
 
@@ -347,26 +341,6 @@ ident_is_live(PyObject *key)
     }
     int rc = PyDict_Contains(live, key);
     Py_DECREF(live);
-    return rc;
-}
-
-/* Once there are st->sweep_at slots, drop those that hold no pending
- * exception (pending.c), so the cost of sweeping is amortised. */
-static int
-maybe_sweep(core_state *st)
-{
-    ti_slot *old = NULL;
-    size_t old_capacity = 0;
-    int rc = 0;
-    TI_PENDING_LOCK(st);
-    if (st->pending_used >= st->sweep_at) {
-        rc = ti_pending_sweep(st, &old, &old_capacity);
-        st->sweep_at = st->pending_used < 32 ? 64 : 2 * st->pending_used;
-    }
-    TI_PENDING_UNLOCK(st);
-    if (old != NULL) {
-        ti_pending_release(old, old_capacity);   /* may run Python code: now that is allowed */
-    }
     return rc;
 }
 
@@ -403,12 +377,9 @@ check_exc(const char *fname, PyObject *exc)
 static int
 schedule(core_state *st, target *t, PyObject *exc)
 {
-    if (maybe_sweep(st) < 0) {
-        return -1;
-    }
-    PyObject *previous;
-    int rc = set_pending(st, t, exc, &previous, NULL);
-    Py_XDECREF(previous);
+    let_go gone;
+    int rc = set_pending(st, t, exc, &gone, NULL);
+    let_go_release(&gone);
     return rc;
 }
 
@@ -550,10 +521,10 @@ end_lock_wait(core_state *st, target *t, long tid, const ti_lock_wake *wait)
     if (rc == 1) {
         return 1;
     }
-    PyObject *previous;
+    let_go gone;
     int was_pending = 0;
-    int withdrawn = set_pending(st, t, NULL, &previous, &was_pending);
-    Py_XDECREF(previous);
+    int withdrawn = set_pending(st, t, NULL, &gone, &was_pending);
+    let_go_release(&gone);
     if (withdrawn < 0) {
         return -1;
     }
@@ -654,10 +625,10 @@ ti_inject_in_call(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         if (scheduled == 1 && !held) {
             /* the handler gave up first, and the thread may have run on:
              * withdrawn (False: the caller judges it afresh) */
-            PyObject *previous;
+            let_go gone;
             int was_pending = 0;
-            rc = set_pending(st, &t, NULL, &previous, &was_pending) < 0 ? -1 : 0;
-            Py_XDECREF(previous);
+            rc = set_pending(st, &t, NULL, &gone, &was_pending) < 0 ? -1 : 0;
+            let_go_release(&gone);
         }
         else if (scheduled == 0) {
             not_running(st, args[0], &t);
@@ -692,10 +663,10 @@ ti_cancel(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (target_from_arg(st, args[0], "cancel", 0, &t) < 0) {
         return NULL;
     }
-    PyObject *previous;
+    let_go gone;
     int was_pending = 0;
-    int rc = set_pending(st, &t, NULL, &previous, &was_pending);
-    Py_XDECREF(previous);
+    int rc = set_pending(st, &t, NULL, &gone, &was_pending);
+    let_go_release(&gone);
     if (rc == 0) {
         not_running(st, args[0], &t);
     }
@@ -715,11 +686,14 @@ ti_pending(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     PyObject *result = NULL;
-    int rc = registered(st, &t);   /* always 1 for a raw ident: see below */
+    int rc;
+    TI_REGISTRY_BEGIN(st);   /* holds the pending table too */
+    rc = registered(st, &t);   /* always 1 for a raw ident: see below */
     if (rc == 1) {
-        TI_PENDING_LOCK(st);
         result = ti_pending_get(st, t.ident);
-        TI_PENDING_UNLOCK(st);
+    }
+    TI_REGISTRY_END();
+    if (rc == 1) {
         if (result == NULL && t.thread == NULL) {
             /* Nothing pending for a raw ident: is there such a thread at all?
              * (With something pending, its thread was running when it was

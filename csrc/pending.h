@@ -1,6 +1,7 @@
 /* The pending injections: for each thread ident, the exception injected and
- * not yet received (pending.c).  Callers hold TI_PENDING_LOCK (a no-op with a
- * GIL), except for traverse and clear. */
+ * not yet received (pending.c).  Callers hold TI_PENDING_LOCK or
+ * TI_REGISTRY_BEGIN (state.h; no-ops with a GIL), except for traverse and
+ * clear. */
 #ifndef THREADINJECT_PENDING_H
 #define THREADINJECT_PENDING_H
 
