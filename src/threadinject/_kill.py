@@ -460,10 +460,27 @@ def _kill_unseen(thread: threading.Thread, inject: InjectFn, pending: PendingFn,
         killed = watch.exc if watch is not None else ThreadKilled()
         assert isinstance(killed, ThreadKilled)
         searched: dict[int, LockWait | None] = {}  # futex words searched for a lock
+        # Whether the call the thread was blocked in has been ended with the
+        # exception scheduled (held there, or woken): it lands as that call
+        # returns, before the thread can reach another acquire(), so it is
+        # not withdrawn again.  A thread that meets a futex wait on its way
+        # back (CPU load, a collection stopping the world) looks
+        # UNSAFE_TO_LAND to wake(), and the cancel() below used to withdraw
+        # it: the caller then acted on the fake result (a selector returning
+        # no events; seen in 1 of ~10 suite runs under load, 3.13t).
+        ended_call = False
+
+        def held_at_call(thread: threading.Thread, exc: BaseException, blocked: _syscalls.Blocked,
+                         rewrite: bool = True) -> bool | None:
+            nonlocal ended_call
+            assert inject_in_call is not None
+            held = inject_in_call(thread, exc, blocked, rewrite)
+            ended_call = ended_call or bool(held and (rewrite or _syscalls.CPYTHON_RAISES_AFTER_EINTR))
+            return held
 
         def schedule(withheld: Withheld | None) -> Withheld | None:
             return _schedule_unseen(thread, inject, pending, cancel, killed, withheld, searched,
-                                    inject_in_call, watch)
+                                    held_at_call if inject_in_call is not None else None, watch)
 
         withheld = schedule(None)
         pause = 0.001
@@ -475,7 +492,8 @@ def _kill_unseen(thread: threading.Thread, inject: InjectFn, pending: PendingFn,
                     withheld = schedule(withheld)
                 else:
                     status = wake(thread).status
-                    if status is WakeStatus.UNSAFE_TO_LAND and cancel(thread):
+                    ended_call = ended_call or status is WakeStatus.WOKEN
+                    if status is WakeStatus.UNSAFE_TO_LAND and not ended_call and cancel(thread):
                         if watch is not None:
                             watch.unclaim()
                         withheld = schedule(None)
