@@ -335,7 +335,9 @@ def test_a_pending_injection_outlives_many_delivered_ones(api, spawn):
     # The C backend drops the slots of threads that hold no pending exception
     # once there are 64 (csrc/pending.c): a pending one must survive that.
     gate = threading.Event()
-    keeper = spawn(lambda stop: gate.wait(JOIN_TIMEOUT))
+    # blocked for the whole test (150 threads take over 10 s under CPU load),
+    # and still bounded: the gate opens at the end, or pytest-timeout fires
+    keeper = spawn(lambda stop: gate.wait(6 * JOIN_TIMEOUT))
     wait_until_waiting(keeper.thread)
     kept = Custom(-1, "kept")
     api.inject(keeper.thread, kept)
