@@ -113,18 +113,15 @@ remember(core_state *st, const target *t)
 #endif
 }
 
-/* Resolve the `thread` argument of `fname`; with `use_cache`, try
- * remembered() first.  Returns 0, or -1 with an exception set (TypeError,
- * ValueError or ThreadNotFoundError). */
+/* Resolve the `thread` argument of `fname` (inject() tries remembered()
+ * first).  Returns 0, or -1 with an exception set (TypeError, ValueError or
+ * ThreadNotFoundError). */
 static int
-target_from_arg(core_state *st, PyObject *arg, const char *fname, int use_cache, target *t)
+target_from_arg(core_state *st, PyObject *arg, const char *fname, target *t)
 {
     t->thread = NULL;
     t->key = NULL;
     t->from_cache = NULL;
-    if (use_cache && remembered(st, arg, fname, t)) {
-        return 0;
-    }
     if (PyLong_Check(arg) && !PyBool_Check(arg)) {
         t->ident = PyLong_AsUnsignedLong(arg);
         if (t->ident == (unsigned long)-1 && PyErr_Occurred()) {
@@ -200,12 +197,16 @@ target_from_arg(core_state *st, PyObject *arg, const char *fname, int use_cache,
  * PyThreadState_SetAsyncExc is the test), 0 if not, -1 on error.  Runs no
  * Python code: the keys of _active are exact ints and the values are only
  * compared by identity.  A target from remembered() that fails the test is
- * resolved afresh (its key and ident replaced) and tested again; one that
- * passed it and for which _active has not changed since passes without a
- * look-up (active_watch.h): the Thread, which _active still holds, is still
- * the object at that address, and still registered under that key. */
+ * resolved afresh (its key and ident replaced) and tested again. */
 static int
-registered(core_state *st, target *t)
+registered(core_state *st, target *t);
+
+/* registered(), with the answers that need no look-up inlined: 1 for a raw
+ * ident, and 1 for a remembered Thread if _active has not changed since it
+ * was found registered (active_watch.h): the Thread, which _active still
+ * holds, is still the object at that address, registered under that key. */
+static inline int
+registered_quickly(core_state *st, target *t)
 {
     if (t->thread == NULL) {
         return 1;
@@ -215,6 +216,15 @@ registered(core_state *st, target *t)
         return 1;
     }
 #endif
+    return registered(st, t);
+}
+
+static int
+registered(core_state *st, target *t)
+{
+    if (t->thread == NULL) {
+        return 1;
+    }
     PyObject *running = PyDict_GetItemWithError(st->active, t->key);   /* borrowed */
     if (running == t->thread) {
         remember(st, t);
@@ -226,7 +236,7 @@ registered(core_state *st, target *t)
     if (t->from_cache != NULL) {
         PyObject *arg = t->thread;
         Py_CLEAR(t->key);
-        if (target_from_arg(st, arg, t->from_cache, 0, t) < 0) {
+        if (target_from_arg(st, arg, t->from_cache, t) < 0) {
             return -1;
         }
         return registered(st, t);
@@ -256,7 +266,9 @@ static void
 let_go_release(let_go *gone)
 {
     Py_XDECREF(gone->previous);
-    ti_pending_release(gone->swept, gone->swept_capacity);   /* NULL is allowed */
+    if (gone->swept != NULL) {   /* rarely: inline the test, inject() is hot */
+        ti_pending_release(gone->swept, gone->swept_capacity);
+    }
 }
 
 /* Once there are st->sweep_at slots, drop those that hold no pending
@@ -290,7 +302,7 @@ set_pending(core_state *st, target *t, PyObject *exc, let_go *gone, int *was_pen
     /* Free-threaded: this also holds the pending table (TI_PENDING_LOCK
      * takes the same critical section on _active). */
     TI_REGISTRY_BEGIN(st);
-    rc = exc != NULL && maybe_sweep(st, gone) < 0 ? -1 : registered(st, t);
+    rc = exc != NULL && maybe_sweep(st, gone) < 0 ? -1 : registered_quickly(st, t);
     if (rc == 1) {
         if (exc != NULL) {
             gone->previous = ti_pending_swap(st, t->ident, exc);
@@ -394,7 +406,7 @@ ti_inject(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     target t;
-    if (target_from_arg(st, args[0], "inject", 1, &t) < 0) {
+    if (!remembered(st, args[0], "inject", &t) && target_from_arg(st, args[0], "inject", &t) < 0) {
         return NULL;
     }
     int rc = schedule(st, &t, args[1]);
@@ -574,7 +586,7 @@ ti_inject_if_at(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     target t;
-    if (target_from_arg(st, args[0], "_inject_if_at", 0, &t) < 0) {
+    if (target_from_arg(st, args[0], "_inject_if_at", &t) < 0) {
         return NULL;
     }
     int rc = still_at(st, &t, args[2], args[3]);
@@ -613,7 +625,7 @@ ti_inject_in_call(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     target t;
-    if (target_from_arg(st, args[0], "_inject_in_call", 0, &t) < 0) {
+    if (target_from_arg(st, args[0], "_inject_in_call", &t) < 0) {
         return NULL;
     }
     ti_hold hold;
@@ -660,7 +672,7 @@ ti_cancel(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     target t;
-    if (target_from_arg(st, args[0], "cancel", 0, &t) < 0) {
+    if (target_from_arg(st, args[0], "cancel", &t) < 0) {
         return NULL;
     }
     let_go gone;
@@ -682,7 +694,7 @@ ti_pending(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     target t;
-    if (target_from_arg(st, args[0], "pending", 0, &t) < 0) {
+    if (target_from_arg(st, args[0], "pending", &t) < 0) {
         return NULL;
     }
     PyObject *result = NULL;
