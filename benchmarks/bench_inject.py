@@ -132,8 +132,12 @@ def main() -> None:
     recipe = net["ctypes recipe (_async_raise)"]
     lean_ns = net["lean ctypes call (argtypes preset)"]
     floor_ns = net["floor: bare SetAsyncExc C call"]
+    core = sys.modules.get("threadinject._core")
+    build = "none" if core is None else (
+        f"{'abi3' if '.abi3.' in (core.__file__ or '') else 'version-specific'} build, "
+        f"checks threading._active by {getattr(core, '_ACTIVE_CHECK', '?')}")
     print(f"CPython {sys.version.split()[0]} {sysconfig.get_platform()}, default backend "
-          f"{threadinject.backend!r}; median of {REPEATS} x {LOOPS} calls, "
+          f"{threadinject.backend!r} ({build}); median of {REPEATS} x {LOOPS} calls, "
           f"empty loop {empty:.1f} ns subtracted")
     print(f"{'variant':<44}{'ns/call':>9}{'recipe/x':>10}{'lean/x':>8}{'x/floor':>9}")
     for name, ns in net.items():
