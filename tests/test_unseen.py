@@ -14,8 +14,10 @@ from __future__ import annotations
 import gc
 import os
 import platform
+import select
 import sys
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -182,3 +184,50 @@ def test_a_thread_in_a_condition_wait_is_past_threadings_start_up() -> None:
         in_event.join(JOIN_TIMEOUT)
         in_lock.join(JOIN_TIMEOUT)
     assert not in_event.is_alive() and not in_lock.is_alive()
+
+
+def test_kill_keeps_an_exception_whose_call_it_ended() -> None:
+    # Free-threaded kill(): once the thread's blocked call has been ended
+    # with the exception scheduled (held at the call, its result rewritten),
+    # the exception lands as that call returns.  On its way back the thread
+    # can meet a futex wait (CPU load, a collection stopping the world) that
+    # wake() reports as UNSAFE_TO_LAND; kill() used to cancel() the
+    # exception then, and the caller acted on the fake result (seen on
+    # 3.13t under load).  Here the backend is faked: the thread stays in
+    # its select() and wake() always says UNSAFE_TO_LAND.
+    from threadinject import _kill
+    from threadinject._errors import ThreadKilled
+
+    r, w = os.pipe()
+    waiter = threading.Thread(target=lambda: select.select([r], [], []), daemon=True)
+    waiter.start()
+    try:
+        _wait_for(lambda: (syscall_of(waiter) or (None,))[0] not in (None, _syscalls.FUTEX),
+                  "the select() call")
+        scheduled: list[BaseException] = []
+        cancelled: list[threading.Thread] = []
+
+        def inject_in_call(thread: threading.Thread, exc: BaseException, blocked: object,
+                           rewrite: bool = True) -> bool:
+            scheduled.append(exc)
+            return True  # as if held at the call and let go with its result rewritten
+
+        def cancel(thread: object) -> bool:
+            cancelled.append(thread)  # type: ignore[arg-type]
+            return True
+
+        def fail(*args: object) -> None:
+            raise AssertionError("scheduled without holding the thread at its call")
+
+        _kill._kill_unseen(
+            waiter, fail, lambda thread: scheduled[-1] if scheduled else None, cancel,
+            lambda thread: _wake.WakeResult(_wake.WakeStatus.UNSAFE_TO_LAND), inject_in_call,
+            deadline=time.monotonic() + 0.2)
+        assert len(scheduled) == 1 and isinstance(scheduled[0], ThreadKilled)
+        assert cancelled == []
+    finally:
+        os.write(w, b"x")
+        waiter.join(JOIN_TIMEOUT)
+        os.close(r)
+        os.close(w)
+    assert not waiter.is_alive()
