@@ -26,9 +26,11 @@ from collections import Counter
 
 def _attribute_name(frames: list[tuple[str, str]]) -> bool:
     """Whether the allocation is a module attribute's name, made by
-    PyDict_SetItemString called from PyModule_AddObject & co."""
+    PyDict_SetItemString called from PyModule_AddObject & co. (through 3.12's
+    _PyModule_Add, which PyModule_AddStringConstant tail-calls)."""
     names = [fn for _, fn in frames]
-    return any(fn == "PyDict_SetItemString" and i + 1 < len(names) and names[i + 1].startswith("PyModule_Add")
+    return any(fn == "PyDict_SetItemString" and i + 1 < len(names)
+               and names[i + 1].lstrip("_").startswith("PyModule_Add")
                for i, fn in enumerate(names))
 
 
