@@ -231,3 +231,30 @@ def test_kill_keeps_an_exception_whose_call_it_ended() -> None:
         os.close(r)
         os.close(w)
     assert not waiter.is_alive()
+
+
+def test_the_condition_search_is_not_repeated_for_the_same_waiter(monkeypatch) -> None:
+    # A free-threaded kill asks twice which Condition queued a parked lock
+    # (past start-up? then wake): the second answer comes from the first,
+    # checked, without walking every tracked object again.
+    searches = []
+    real_get_objects = gc.get_objects
+
+    def counting_get_objects(*args: object) -> list[object]:
+        searches.append(1)
+        return real_get_objects(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(gc, "get_objects", counting_get_objects)
+    first, second = threading.Condition(), threading.Condition()
+    waiter = threading.Lock()  # as Condition.wait() queues one
+    first._waiters.append(waiter)  # type: ignore[attr-defined]
+    assert _wake._condition_queueing(id(waiter)) is first
+    assert _wake._condition_queueing(id(waiter)) is first
+    assert len(searches) == 1
+    # moved to another queue: the remembered answer no longer holds
+    first._waiters.remove(waiter)  # type: ignore[attr-defined]
+    second._waiters.append(waiter)  # type: ignore[attr-defined]
+    assert _wake._condition_queueing(id(waiter)) is second
+    assert len(searches) == 2
+    second._waiters.remove(waiter)  # type: ignore[attr-defined]
+    assert _wake._condition_queueing(id(waiter)) is None

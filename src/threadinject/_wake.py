@@ -41,6 +41,7 @@ import functools
 import gc
 import sys
 import threading
+import weakref
 from types import CodeType, FrameType, ModuleType
 from typing import Callable, NamedTuple, Protocol
 
@@ -149,22 +150,39 @@ def _waiter_in_frame(frame: FrameType) -> WakeResult:
     return _release_waiter(frame.f_locals.get("self"), lambda _: frame.f_locals.get("waiter"))
 
 
+def _queues(cond: threading.Condition, lock_id: int) -> bool:
+    """Whether `cond`'s queue of waiters holds the lock object `lock_id`."""
+    waiters = vars(cond).get("_waiters")
+    if not isinstance(waiters, collections.deque):
+        return False
+    # iterated in place: deque.copy() was seen to take 100+ ms each on 3.13t
+    # under load (2.7 s for one search), and a queue that changes meanwhile
+    # is no lock this thread is still parked on unqueued (a wait() queues
+    # its waiter before it blocks)
+    try:
+        return any(id(w) == lock_id for w in waiters)
+    except RuntimeError:  # "deque mutated during iteration"
+        return False
+
+
+# The last Condition _condition_queueing() found, and for which lock: a kill
+# asks twice in a row for the same wait (is the thread past start-up, then
+# wake it), and each search walks every object the collector tracks.
+_last_found: tuple[int, weakref.ReferenceType[threading.Condition]] | None = None
+
+
 def _condition_queueing(lock_id: int) -> threading.Condition | None:
     """The Condition whose queue holds the lock object `lock_id`, if any."""
+    global _last_found
+    last = _last_found  # one read: other threads may replace it
+    if last is not None and last[0] == lock_id:
+        cond = last[1]()
+        if cond is not None and _queues(cond, lock_id):  # still queued there: that answer holds
+            return cond
     for candidate in gc.get_objects():
-        if isinstance(candidate, threading.Condition):
-            waiters = vars(candidate).get("_waiters")
-            if not isinstance(waiters, collections.deque):
-                continue
-            # iterated in place: deque.copy() was seen to take 100+ ms each
-            # on 3.13t under load (2.7 s for one search), and a queue that
-            # changes meanwhile is no lock this thread is still parked on
-            # unqueued (a wait() queues its waiter before it blocks)
-            try:
-                if any(id(w) == lock_id for w in waiters):
-                    return candidate
-            except RuntimeError:  # "deque mutated during iteration"
-                continue
+        if isinstance(candidate, threading.Condition) and _queues(candidate, lock_id):
+            _last_found = (lock_id, weakref.ref(candidate))
+            return candidate
     return None
 
 
