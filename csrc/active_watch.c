@@ -3,10 +3,6 @@
 
 #if TI_ACTIVE_WATCHER
 
-#if defined(_MSC_VER) && !defined(__clang__)
-#  include <intrin.h>
-#endif
-
 uint64_t ti_active_changes;
 
 /* Called by CPython before each change of a watched dict (and when it is
@@ -17,11 +13,7 @@ static int
 count_change(PyDict_WatchEvent event, PyObject *dict, PyObject *key, PyObject *new_value)
 {
     (void)event, (void)dict, (void)key, (void)new_value;
-#  if defined(_MSC_VER) && !defined(__clang__)
-    _InterlockedIncrement64((volatile __int64 *)&ti_active_changes);
-#  else
-    __atomic_fetch_add(&ti_active_changes, 1, __ATOMIC_RELAXED);
-#  endif
+    TI_ACTIVE_COUNT_CHANGE();
     return 0;
 }
 

@@ -26,11 +26,18 @@
  * with GILs of their own change their _active at the same time. */
 extern uint64_t ti_active_changes;
 
+/* Read and count it (relaxed: a change only has to be counted once, and
+ * each interpreter's GIL orders its own reads after its own changes). */
 #  if defined(_MSC_VER) && !defined(__clang__)
+#    include <intrin.h>
 /* an aligned 64-bit load is single-copy atomic on x64 and ARM64 */
 #    define TI_ACTIVE_CHANGES() (*(const volatile uint64_t *)&ti_active_changes)
+#    define TI_ACTIVE_COUNT_CHANGE() \
+         ((void)_InterlockedIncrement64((volatile __int64 *)&ti_active_changes))
 #  else
 #    define TI_ACTIVE_CHANGES() __atomic_load_n(&ti_active_changes, __ATOMIC_RELAXED)
+#    define TI_ACTIVE_COUNT_CHANGE() \
+         ((void)__atomic_fetch_add(&ti_active_changes, 1, __ATOMIC_RELAXED))
 #  endif
 
 static inline uint64_t

@@ -71,11 +71,15 @@ core_exec(PyObject *module)
     core_state *st = (core_state *)PyModule_GetState(module);
     st->sweep_at = 64;
 
-    st->threading = PyImport_ImportModule("threading");
-    if (st->threading == NULL
-        || import_attr(st->threading, "Thread", is_type, "a class", &st->thread_type) < 0
-        || import_attr(st->threading, "_active", is_dict, "a dict", &st->active) < 0
-        || import_attr(st->threading, "_limbo", is_dict, "a dict", &st->limbo) < 0) {
+    PyObject *threading = PyImport_ImportModule("threading");
+    if (threading == NULL) {
+        return -1;
+    }
+    int found = import_attr(threading, "Thread", is_type, "a class", &st->thread_type) == 0
+                && import_attr(threading, "_active", is_dict, "a dict", &st->active) == 0
+                && import_attr(threading, "_limbo", is_dict, "a dict", &st->limbo) == 0;
+    Py_DECREF(threading);
+    if (!found) {
         return -1;
     }
     PyObject *errors = PyImport_ImportModule("threadinject._errors");
@@ -134,7 +138,6 @@ core_traverse(PyObject *module, visitproc visit, void *arg)
     if (rc != 0) {
         return rc;
     }
-    Py_VISIT(st->threading);
     Py_VISIT(st->thread_type);
     Py_VISIT(st->active);
     Py_VISIT(st->limbo);
@@ -153,7 +156,6 @@ core_clear(PyObject *module)
     Py_CLEAR(st->carrier);
     ti_pending_clear(st);
     ti_active_watch_stop(st);
-    Py_CLEAR(st->threading);
     Py_CLEAR(st->thread_type);
     Py_CLEAR(st->active);
     Py_CLEAR(st->limbo);

@@ -33,7 +33,6 @@ typedef struct {
     /* threading.Thread, threading._active ({ident: Thread} for running
      * threads) and threading._limbo (threads being started). threading
      * mutates both dicts in place, even after fork, and never rebinds them. */
-    PyObject *threading;
     PyObject *thread_type;
     PyObject *active;
     PyObject *limbo;
