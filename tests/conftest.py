@@ -136,7 +136,7 @@ def settled_in_futex_wait(thread: threading.Thread) -> bool:
     has reached a lock wait it starts with."""
     for _ in range(2):
         syscall = syscall_of(thread)
-        if syscall is None or syscall[0] != 202:  # futex, x86-64
+        if syscall is None or syscall[0] != _syscalls.FUTEX:
             return False
         time.sleep(0.01)
     return True
@@ -172,6 +172,9 @@ def run_python(code: str, backend: str, timeout: float = 60.0) -> subprocess.Com
     """Run `code` in a fresh interpreter using `backend`; a hang fails with a stack dump."""
     env = dict(os.environ)
     env["THREADINJECT_PURE_PYTHON"] = "1" if backend == "ctypes" else "0"
+    # output to a pipe is buffered, as users get it (this machine sets
+    # PYTHONUNBUFFERED, which hid the demo losing its output at os._exit())
+    env.pop("PYTHONUNBUFFERED", None)
     prelude = f"import faulthandler; faulthandler.dump_traceback_later({timeout - 5}, exit=True)\n"
     return subprocess.run(
         [sys.executable, "-c", prelude + code],

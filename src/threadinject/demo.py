@@ -12,6 +12,7 @@ import os
 import platform
 import queue
 import socket
+import sys
 import threading
 import time
 from typing import Callable
@@ -63,6 +64,7 @@ def main() -> None:
     if not all(ended):
         print("  Some could not be woken here (see README, 'Backends and platforms');")
         print("  they would keep the program alive, so the demo exits with os._exit(1).")
+        sys.stdout.flush()  # os._exit() drops what a pipe's buffer still holds
         os._exit(1)
 
     received: list[BaseException] = []
