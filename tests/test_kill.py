@@ -13,9 +13,10 @@ import time
 import pytest
 from conftest import JOIN_TIMEOUT, busy, run_python, sleepy, syscall_of, wait_until_waiting
 
-from threadinject import ThreadKilled, ThreadNotFoundError, _frames
+from threadinject import ThreadKilled, ThreadNotFoundError, _frames, _syscalls
 
 LINUX_X86_64 = sys.platform.startswith("linux") and platform.machine() == "x86_64"
+READ = _syscalls.number_of("read")
 
 
 def test_thread_killed_is_not_an_exception():
@@ -165,8 +166,8 @@ def test_inject_if_at_refuses_to_read_frames_on_free_threaded_builds(api, spawn)
     assert api.pending(target.thread) is None
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="waits through /proc for the thread "
-                    "to block in read(); other platforms have no system-call state to compare")
+@pytest.mark.skipif(READ is None, reason="waits through /proc for the thread to block in read(): Linux "
+                    "x86-64 and aarch64; other platforms have no system-call state to compare")
 @pytest.mark.skipif(not _frames.READABLE, reason="reads the thread's frames, which free-threaded builds "
                     "do not allow (_frames.py; the test above runs there); runs on every GIL build")
 def test_inject_if_at_schedules_only_where_the_thread_still_is(api, spawn):
@@ -181,7 +182,7 @@ def test_inject_if_at_schedules_only_where_the_thread_still_is(api, spawn):
         tid = thread.native_id
         deadline = time.monotonic() + JOIN_TIMEOUT
         while not ((frame := sys._current_frames().get(thread.ident)) and frame.f_code.co_name == "<lambda>"
-                   and (syscall := syscall_of(thread)) is not None and syscall[0] == 0):  # read
+                   and (syscall := syscall_of(thread)) is not None and syscall[0] == READ):
             assert time.monotonic() < deadline, "the thread never blocked in read()"
             time.sleep(0.001)
 
@@ -192,9 +193,9 @@ def test_inject_if_at_schedules_only_where_the_thread_still_is(api, spawn):
         assert at(frame.f_back, frame.f_lasti) is False
         if api.name == "c" and sys.platform.startswith("linux"):
             assert at(frame, frame.f_lasti, RUNNING) is False  # it is in read()
-            assert at(frame, frame.f_lasti, 0, r + 1) is False  # ... of another fd
+            assert at(frame, frame.f_lasti, READ, r + 1) is False  # ... of another fd
             assert api.pending(thread) is None
-            assert at(frame, frame.f_lasti, 0, r) is True
+            assert at(frame, frame.f_lasti, READ, r) is True
         else:
             assert api.pending(thread) is None
             assert at(frame, frame.f_lasti) is True

@@ -85,7 +85,8 @@ def io_buffer_waiter() -> Iterator[threading.Thread]:
     drainer = threading.Thread(target=drain, daemon=True)
     holder.start()
     try:
-        _wait_for(lambda: (syscall_of(holder) or (None,))[0] == 1, "the holder's write")  # write, x86-64
+        write = _syscalls.number_of("write")
+        _wait_for(lambda: (syscall_of(holder) or (None,))[0] == write, "the holder's write")
         waiter.start()
         _wait_for(lambda: settled_in_futex_wait(waiter), "the buffer lock wait")
         yield waiter

@@ -40,7 +40,8 @@ import sys
 import time
 from typing import NamedTuple
 
-SUPPORTED = sys.platform.startswith("linux") and platform.machine() == "x86_64"
+_MACHINE = platform.machine() if sys.platform.startswith("linux") else ""
+SUPPORTED = _MACHINE == "x86_64"
 
 #: CPython raises a pending asynchronous exception after EINTR (gh-144748).
 CPYTHON_RAISES_AFTER_EINTR = sys.version_info >= (3, 15)
@@ -91,6 +92,18 @@ NAMES = {
 }
 
 
+# The same calls' numbers in the kernel's generic table, which aarch64 uses
+# (include/uapi/asm-generic/unistd.h): names only, for what wake() reports
+# there; it wakes no system call on aarch64 (SUPPORTED).
+_GENERIC_NAMES = {
+    63: "read", 67: "pread64", 65: "readv", 207: "recvfrom", 212: "recvmsg", 73: "ppoll",
+    72: "pselect6", 22: "epoll_pwait", 441: "epoll_pwait2", 101: "nanosleep", 115: "clock_nanosleep",
+    260: "wait4", 95: "waitid", 98: "futex", 202: "accept", 242: "accept4", 203: "connect",
+    206: "sendto", 211: "sendmsg", 64: "write", 66: "writev", 25: "fcntl", 32: "flock",
+    137: "rt_sigtimedwait", 133: "rt_sigsuspend",
+}
+
+
 def substitute_for(number: int) -> Substitute | None:
     if not SUPPORTED:
         return None
@@ -101,16 +114,25 @@ def substitute_for(number: int) -> Substitute | None:
     return found
 
 
+# The names of the running architecture's calls that we know
+_NAMES: dict[int, str] = (
+    {**NAMES, **{number: known.name for number, known in _X86_64.items()}} if _MACHINE == "x86_64"
+    else dict(_GENERIC_NAMES) if _MACHINE == "aarch64" else {}
+)
+_NUMBERS = {name: number for number, name in _NAMES.items()}
+
+
 def name_of(number: int) -> str:
-    """The call's name; both tables hold x86-64 numbers, which mean other
-    calls on other architectures."""
-    if not SUPPORTED:
-        return f"syscall {number}"
-    known = _X86_64.get(number)
-    return known.name if known else NAMES.get(number, f"syscall {number}")
+    """The call's name, by the running architecture's numbers."""
+    return _NAMES.get(number, f"syscall {number}")
 
 
-FUTEX = 202
+def number_of(name: str) -> int | None:
+    """The running architecture's number of the call `name`, if known."""
+    return _NUMBERS.get(name)
+
+
+FUTEX = _NUMBERS.get("futex", -1)
 
 
 class Blocked(NamedTuple):
