@@ -12,6 +12,8 @@ the session's fresh venv and runs the suite against both backends.
                              release without a wheel of its own would install it
   debug                      a debug 3.13 (tools/debug-python): CPython's assertions, and
                              tests/test_refleaks.py also checks sys.gettotalrefcount()
+  arm64                      Linux aarch64: Debian's arm64 3.13-3.15 in a qemu-system VM
+                             (tools/arm64-vm; not run by default: emulated, ~15x slower)
   lint                       mypy --strict, ruff, pyproject and cibuildwheel config
   no_compiler                an sdist installs without a C compiler (ctypes backend)
   bench                      benchmarks/ (not run by default)
@@ -112,6 +114,37 @@ def tests_debian(session: nox.Session) -> None:
     assert "-cp310-abi3-" in abi3, abi3
     # the chroot sees only the repository: build_wheel copied the wheel there
     suite(DEBIAN_VERSIONS[-1], str(ROOT / "wheelhouse" / os.path.basename(abi3)))
+
+
+@nox.session(python=False)
+def arm64(session: nox.Session) -> None:
+    """The suite on Linux aarch64 (not run by default): a wheel built in a
+    real aarch64 VM (tools/arm64-vm: qemu-system, Debian's arm64 kernel and
+    CPythons), tested there.  threadinject wakes no system call on aarch64
+    yet: this checks the core, Condition waits and the explicit
+    `PLATFORM_UNSUPPORTED` answers on a real aarch64 kernel, under the
+    emulation's ~15x slowdown (the suite's bounds are scaled to it).
+    ARM64_VM_PYTHONS picks the versions (default: all the VM has)."""
+    tool = str(ROOT / "tools" / "arm64-vm")
+    session.run(tool, "setup", external=True, silent=True)
+    versions = os.environ.get("ARM64_VM_PYTHONS", "").split() or (
+        session.run(tool, "versions", external=True, silent=True) or "").split()
+    assert versions, "the VM holds no Python"
+    args = " ".join(session.posargs)
+    for version in versions:
+        out = f"wheelhouse/arm64-{version}"
+        session.run(
+            tool, "run", version, "bash", "-c",
+            f"set -e; rm -rf {out}; THREADINJECT_REQUIRE_EXTENSION=1 python -m pip wheel -q "
+            f"--no-deps --no-build-isolation -w {out} .; "
+            f"python -m pip install -q --no-deps --force-reinstall {out}/threadinject-*.whl; "
+            f"cd tests; python -c 'import platform, sys; from threadinject import _core; "
+            f"assert platform.machine() == \"aarch64\" and not _core.WAKE_SUPPORTED; "
+            f"print(sys.version, _core.__file__)'; "
+            f"THREADINJECT_TEST_SLOWDOWN=15 python -m pytest -p no:cacheprovider "
+            f"-o timeout=900 -o faulthandler_timeout=890 {args}",
+            external=True,
+        )
 
 
 @nox.session(python=DEBUG_PYTHON)
