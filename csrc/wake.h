@@ -1,5 +1,5 @@
 /* Waking a thread blocked in a system call, so that its pending exception is
- * raised.  One implementation per platform (wake_linux_x86_64.c,
+ * raised.  One implementation per platform (wake_linux.c,
  * wake_unsupported.c); the policy (which calls, which results) is Python's,
  * in src/threadinject/_syscalls.py. */
 #ifndef THREADINJECT_WAKE_H

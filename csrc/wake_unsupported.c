@@ -1,7 +1,7 @@
-/* Platforms other than Linux x86-64: no system-call wake.  The Python layer
+/* Platforms other than Linux x86-64 and aarch64: no system-call wake.  The Python layer
  * reads _core.WAKE_SUPPORTED and reports "platform unsupported" instead of
  * calling these; they raise if called anyway. */
-#if !(defined(__linux__) && defined(__x86_64__))
+#if !(defined(__linux__) && (defined(__x86_64__) || defined(__aarch64__)))
 #include "wake.h"
 
 #include <errno.h>

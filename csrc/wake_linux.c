@@ -1,4 +1,4 @@
-/* Waking a thread blocked in a system call, Linux x86-64 (glibc or musl).
+/* Waking a thread blocked in a system call, Linux x86-64 and aarch64.
  *
  * CPython retries a system call interrupted by a signal (PEP 475), and before
  * 3.15 it does not raise a pending asynchronous exception on the way, so a
@@ -14,14 +14,18 @@
  * pending exception is raised at the next bytecode.  Anywhere else the
  * handler changes nothing: the interrupted call returns EINTR and is retried.
  */
-#if defined(__linux__) && defined(__x86_64__)
+#if defined(__linux__) && (defined(__x86_64__) || defined(__aarch64__))
 #include "wake.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/futex.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -49,6 +53,8 @@ typedef struct {
     atomic_uint outcome;      /* sequence << 1 | rewritten */
     unsigned long ip;         /* return address of the `syscall` instruction */
     unsigned long arg0;       /* the call's first argument */
+    long number;              /* aarch64: the call's number and arguments 1-5 */
+    unsigned long args[6];    /* (capture_call) */
     long result;              /* the value to return instead of -EINTR */
     int zero_fdsets;          /* select/pselect6: clear the three fd sets */
     int rewrite;              /* 0: only interrupt (CPython raises by itself) */
@@ -84,11 +90,11 @@ static atomic_flag arm_lock = ATOMIC_FLAG_INIT;
  * thread at its call (hold_until_open), clock_gettime(CLOCK_MONOTONIC) and a
  * futex wait on the slot's gate (syscall(SYS_futex)); atomic loads, stores
  * and compare-exchanges on `slots`; reads of the interrupted context
- * (ucontext_t), of two code bytes at its instruction pointer and of the
- * guard word (a word of the wait the thread is verified to be returning
+ * (ucontext_t), of the instruction before its instruction pointer and of
+ * the guard word (a word of the wait the thread is verified to be returning
  * from, on its own stack: the parking-lot entry of a lock wait); writes to
- * the context's RAX and to the fd sets the interrupted select() was given
- * (plain byte stores); a call of the previously installed handler for
+ * the context's result register and to the fd sets the interrupted select()
+ * was given (plain byte stores); a call of the previously installed handler for
  * signals that are not ours.  No allocation, no locks, no libc buffers, no
  * Python API.
  * --------------------------------------------------------------------- */
@@ -107,6 +113,49 @@ chain(int signo, siginfo_t *info, void *context)
     /* SIG_DFL of a real-time signal would end the process; we chose a signal
      * nobody had a handler for, so a stray one is dropped instead. */
 }
+
+/* The interrupted call, as the handler finds it in the thread's context.
+ * x86-64: the result in RAX, which held the number; arguments in RDI, RSI,
+ * RDX, R10, R8, R9, kept; `syscall` (0f 05) before the IP.
+ * aarch64: the result in x0, which held the first argument; the number in
+ * x8 and arguments 1-5 in x1-x5, kept; `svc #0` (d4000001) before the PC.
+ * So on aarch64 the handler compares the number and arguments 1-5 instead of
+ * the first argument, which capture_call() checked when arming. */
+#if defined(__x86_64__)
+#  define SET_RESULT(uc, value) ((uc)->uc_mcontext.gregs[REG_RAX] = (greg_t)(value))
+#  define CALL_ARG(uc, n) ((unsigned long)(uc)->uc_mcontext.gregs[                          \
+        (n) == 1 ? REG_RSI : (n) == 2 ? REG_RDX : REG_R10])
+
+static int
+returning_from(const ucontext_t *uc, const slot *s)
+{
+    const greg_t *regs = uc->uc_mcontext.gregs;
+    const unsigned char *ip = (const unsigned char *)regs[REG_RIP];
+    return regs[REG_RAX] == -EINTR
+        && (unsigned long)regs[REG_RIP] == s->ip
+        && (unsigned long)regs[REG_RDI] == s->arg0
+        && ip[-2] == 0x0f && ip[-1] == 0x05;    /* `syscall` */
+}
+#else
+#  define SET_RESULT(uc, value) ((uc)->uc_mcontext.regs[0] = (unsigned long long)(value))
+#  define CALL_ARG(uc, n) ((unsigned long)(uc)->uc_mcontext.regs[(n)])
+
+static int
+returning_from(const ucontext_t *uc, const slot *s)
+{
+    const unsigned long long *x = uc->uc_mcontext.regs;
+    if ((long)x[0] != -EINTR || uc->uc_mcontext.pc != s->ip || (long)x[8] != s->number
+        || *(const uint32_t *)(uintptr_t)(uc->uc_mcontext.pc - 4) != 0xd4000001) {   /* `svc #0` */
+        return 0;
+    }
+    for (int n = 1; n <= 5; n++) {
+        if (x[n] != s->args[n]) {
+            return 0;
+        }
+    }
+    return 1;
+}
+#endif
 
 static void
 clear_fdset(unsigned long address, unsigned long nfds)
@@ -186,12 +235,8 @@ handler(int signo, siginfo_t *info, void *context)
             continue;
         }
         unsigned int rewritten = 0;
-        greg_t *regs = ((ucontext_t *)context)->uc_mcontext.gregs;
-        const unsigned char *ip = (const unsigned char *)regs[REG_RIP];
-        int at_call = regs[REG_RAX] == -EINTR
-            && (unsigned long)regs[REG_RIP] == s->ip
-            && (unsigned long)regs[REG_RDI] == s->arg0
-            && ip[-2] == 0x0f && ip[-1] == 0x05     /* `syscall` */
+        ucontext_t *uc = (ucontext_t *)context;
+        int at_call = returning_from(uc, s)
             && (s->guard_addr == 0
                 || *(volatile unsigned long *)s->guard_addr == s->guard_value);
         if (s->hold) {
@@ -202,11 +247,12 @@ handler(int signo, siginfo_t *info, void *context)
         }
         if (s->rewrite && at_call) {
             if (s->zero_fdsets) {
-                clear_fdset((unsigned long)regs[REG_RSI], (unsigned long)regs[REG_RDI]);
-                clear_fdset((unsigned long)regs[REG_RDX], (unsigned long)regs[REG_RDI]);
-                clear_fdset((unsigned long)regs[REG_R10], (unsigned long)regs[REG_RDI]);
+                /* select(nfds, readfds, writefds, exceptfds, ...) */
+                for (int arg = 1; arg <= 3; arg++) {
+                    clear_fdset(CALL_ARG(uc, arg), s->arg0);
+                }
             }
-            regs[REG_RAX] = s->result;
+            SET_RESULT(uc, s->result);
             rewritten = 1;
         }
         if (!s->hold) {
@@ -327,6 +373,47 @@ slot_for(long tid)
     return idle;
 }
 
+/* aarch64: read from /proc what the handler will compare (the call's number
+ * and arguments 1-5) into `wanted`, if /proc still shows the thread in the
+ * call `wanted` names (ip, first argument); else (it has moved on, or /proc
+ * cannot be read) a number no call has, so that the handler only interrupts,
+ * as it does on x86-64 when the thread is not at the call.  x86-64 compares
+ * the first argument itself: nothing to do. */
+static void
+capture_call(long tid, slot *wanted)
+{
+    wanted->number = -1;
+#if defined(__aarch64__)
+    char path[64], text[256];
+    snprintf(path, sizeof path, "/proc/self/task/%ld/syscall", tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return;
+    }
+    ssize_t n = read(fd, text, sizeof text - 1);
+    close(fd);
+    if (n <= 0) {
+        return;
+    }
+    text[n] = '\0';
+    /* "nr arg0 ... arg5 sp pc"; "running", or nr -1 outside a call */
+    char *end;
+    long number = strtol(text, &end, 10);
+    unsigned long field[8];
+    for (int i = 0; i < 8 && end != text; i++) {
+        char *next;
+        field[i] = strtoul(end, &next, 16);
+        end = next == end ? text : next;   /* text: not a call's line */
+    }
+    if (end != text && number >= 0 && field[7] == wanted->ip && field[0] == wanted->arg0) {
+        wanted->number = number;
+        memcpy(wanted->args, field, sizeof wanted->args);
+    }
+#else
+    (void)tid;
+#endif
+}
+
 /* Arm the slot of `tid`: returns it, with its new sequence number in *seq;
  * NULL if every slot is busy. */
 static slot *
@@ -340,6 +427,8 @@ arm(long tid, const slot *wanted, unsigned int *seq)
         unsigned int word = make_idle(s);   /* no handler reads the fields meanwhile */
         s->ip = wanted->ip;
         s->arg0 = wanted->arg0;
+        s->number = wanted->number;
+        memcpy(s->args, wanted->args, sizeof s->args);
         s->result = wanted->result;
         s->zero_fdsets = wanted->zero_fdsets;
         s->rewrite = wanted->rewrite;
@@ -419,6 +508,7 @@ ti_wake_send(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t narg
         PyErr_SetString(PyExc_RuntimeError, "_wake_install() was not called");
         return NULL;
     }
+    capture_call(tid, &wanted);
     unsigned int seq;
     if (arm(tid, &wanted, &seq) == NULL) {
         Py_RETURN_FALSE;   /* every slot is armed: the caller tries again later */
@@ -491,8 +581,9 @@ ti_lock_wake_parse(PyObject *wake, unsigned long arg0, ti_lock_wake *out)
  * slot is armed or the thread has ended, -errno if the signal could not be
  * sent. */
 static int
-arm_signal_await(long tid, const slot *wanted, slot **s, unsigned int *seq)
+arm_signal_await(long tid, slot *wanted, slot **s, unsigned int *seq)
 {
+    capture_call(tid, wanted);
     *s = arm(tid, wanted, seq);
     if (*s == NULL) {
         return 0;   /* every slot is armed */
@@ -553,4 +644,4 @@ ti_let_go(const ti_hold *hold, int open)
     return 1;
 }
 
-#endif /* __linux__ && __x86_64__ */
+#endif /* __linux__ && (__x86_64__ || __aarch64__) */
