@@ -8,18 +8,16 @@ interpreter per backend, on every CPython of the matrix.
 
 from __future__ import annotations
 
-import platform
-import sys
-
 import pytest
 from conftest import run_python
 
-LINUX_X86_64 = sys.platform.startswith("linux") and platform.machine() == "x86_64"
+from threadinject import _syscalls
+
 DEMO = "import runpy; runpy.run_module('threadinject.demo', run_name='__main__')"
 
 
-@pytest.mark.skipif(not LINUX_X86_64, reason="the demo's blocked workers are woken on Linux x86-64 only "
-                                              "(README, Backends and platforms); CI runs it there")
+@pytest.mark.skipif(not _syscalls.SUPPORTED, reason="the demo's blocked workers are woken on Linux x86-64 "
+                    "and aarch64 only (README, Backends and platforms); CI runs it there")
 def test_the_demo_kills_every_worker_and_exits():
     result = run_python(DEMO, "c")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -30,8 +28,8 @@ def test_the_demo_kills_every_worker_and_exits():
     assert result.stderr == ""
 
 
-# the C backend wakes system calls on Linux x86-64 only
-@pytest.mark.parametrize("backend", ["ctypes"] if LINUX_X86_64 else ["ctypes", "c"])
+# the C backend wakes system calls on Linux x86-64 and aarch64 only
+@pytest.mark.parametrize("backend", ["ctypes"] if _syscalls.SUPPORTED else ["ctypes", "c"])
 def test_without_a_system_call_wake_the_demo_says_which_workers_it_could_not_end(backend):
     # the sleeping and reading workers stay (README, Backends and
     # platforms); the busy loop and the queue wait end

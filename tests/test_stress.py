@@ -16,17 +16,16 @@ build contend for.
 from __future__ import annotations
 
 import pathlib
-import platform
-import sys
 import sysconfig
 
 import pytest
 from conftest import SLOWDOWN, run_python
 
+from threadinject import _syscalls
+
 FREE_THREADED = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
 
 SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "stress_kill.py"
-LINUX_X86_64 = sys.platform.startswith("linux") and platform.machine() == "x86_64"
 
 
 # Free-threaded builds run it slower on this 2-core VM (busy workers there
@@ -42,7 +41,7 @@ KILLS = "40" if FREE_THREADED else "150"
 def test_short_stress_run(backend, seed):
     args = ["--kills", KILLS, "--seed", str(seed),
             "--workloads", "busy,sleep,recv,os.read,Event.wait,Queue.get,allocate,Popen.wait"]
-    if backend == "ctypes" or not LINUX_X86_64:
+    if backend == "ctypes" or not _syscalls.SUPPORTED:
         args[-1] = "busy,Event.wait,Queue.get,allocate"  # waits every platform and backend can end
     run_stress(args, backend)
 
@@ -57,7 +56,7 @@ def run_stress(args: list[str], backend: str) -> None:
     assert "FAILURE" not in result.stdout and result.stderr == "", result.stdout + result.stderr
 
 
-@pytest.mark.skipif(not LINUX_X86_64, reason="lock waits are ended on Linux x86-64 only; elsewhere a "
+@pytest.mark.skipif(not _syscalls.LOCK_WAITS, reason="lock waits are ended on Linux x86-64 only; elsewhere a "
                     "kill lands at the hand-over (README, Limits)")
 @pytest.mark.parametrize("seed", [1, 2])
 def test_short_stress_run_on_shared_locks(seed):
@@ -76,5 +75,5 @@ def test_short_stress_run_with_tracemalloc(seed):
     # --tracemalloc on 3.13t stopped at a kill between the 14th and the 27th
     # before _locks.identify_unseen()).  C backend only: that judgement is
     # the same Python code with either backend.
-    workloads = "busy,allocate,Event.wait" + (",sleep" if LINUX_X86_64 else "")
+    workloads = "busy,allocate,Event.wait" + (",sleep" if _syscalls.SUPPORTED else "")
     run_stress(["--kills", KILLS, "--seed", str(seed), "--tracemalloc", "--workloads", workloads], "c")

@@ -20,9 +20,7 @@ import time
 import pytest
 from conftest import JOIN_TIMEOUT, blocked_in, busy, settled_in_futex_wait, wait_until_waiting
 
-from threadinject import ThreadKilled, WakeResult, WakeStatus, _frames
-
-LINUX_X86_64 = sys.platform.startswith("linux") and platform.machine() == "x86_64"
+from threadinject import ThreadKilled, WakeResult, WakeStatus, _frames, _syscalls
 
 
 class Waiter:
@@ -183,7 +181,7 @@ def test_wake_names_the_system_call_it_cannot_end(api):
             time.sleep(0.001)
         # the ctypes backend has no system-call wake at all, nor has aarch64;
         # both still name the call
-        wakes_calls = api.name == "c" and LINUX_X86_64
+        wakes_calls = api.name == "c" and _syscalls.SUPPORTED
         expected = WakeStatus.UNSUPPORTED_CALL if wakes_calls else WakeStatus.PLATFORM_UNSUPPORTED
         assert result.status is expected
         if platform.machine() in ("x86_64", "aarch64"):

@@ -1,4 +1,5 @@
-"""kill() of threads blocked in system calls: Linux x86-64, C backend.
+"""kill() of threads blocked in system calls: Linux x86-64 and aarch64 (lock
+waits: x86-64), C backend.
 
 Each kind of call runs in its own interpreter (a crash or hang is caught
 there), ROUNDS kills in a row; the interpreter must then run more code and
@@ -8,17 +9,15 @@ calls not supported yet, kill() must report False (documented).
 
 from __future__ import annotations
 
-import platform
 import sys
 import textwrap
 
 import pytest
 from conftest import run_python
 
-from threadinject import _frames
+from threadinject import _frames, _syscalls
 
 ROUNDS = 20
-LINUX_X86_64 = sys.platform.startswith("linux") and platform.machine() == "x86_64"
 
 SETUP = {
     "time.sleep": "call = lambda: time.sleep(1e6)",
@@ -104,8 +103,8 @@ def program(setup: str, rounds: int, timeout: float, cleanup: str = "") -> str:
     return PROGRAM.format(setup=setup, rounds=rounds, timeout=timeout, cleanup=cleanup)
 
 
-@pytest.mark.skipif(not LINUX_X86_64, reason="system-call wake exists on Linux x86-64 only; "
-                    "elsewhere kill() of such a thread returns False, as the ctypes case below checks")
+@pytest.mark.skipif(not _syscalls.SUPPORTED, reason="system-call wake exists on Linux x86-64 and aarch64 "
+                    "only; elsewhere kill() of such a thread returns False, as the ctypes case below checks")
 @pytest.mark.parametrize("call", sorted(SETUP))
 def test_kill_lands_in_blocked_system_call(call):
     result = run_python(program(SETUP[call], ROUNDS, 5, CLEANUP.get(call, "")), "c")
@@ -130,7 +129,7 @@ def lock_wait_wakeable(call: str) -> bool:
     return parked and not _locks.CPYTHON_ASSERTS
 
 
-@pytest.mark.skipif(not LINUX_X86_64, reason="lock waits are woken with the signal, Linux x86-64 only")
+@pytest.mark.skipif(not _syscalls.LOCK_WAITS, reason="lock waits are woken on Linux x86-64 only")
 @pytest.mark.parametrize("call", sorted(LOCK_WAITS))
 def test_kill_lands_in_lock_waits(call):
     if not lock_wait_wakeable(call):
@@ -147,7 +146,7 @@ def test_kill_lands_in_lock_waits(call):
     assert result.stderr == ""
 
 
-@pytest.mark.skipif(not LINUX_X86_64, reason="system-call wake exists on Linux x86-64 only")
+@pytest.mark.skipif(not _syscalls.SUPPORTED, reason="system-call wake: Linux x86-64 and aarch64 only")
 @pytest.mark.parametrize("call", sorted(ENDED_BY_EINTR_FROM_315))
 def test_calls_only_cpython_315_ends_are_killed_there_and_reported_before(call):
     if sys.version_info >= (3, 15):
@@ -202,7 +201,7 @@ FOREIGN_FUTEX = textwrap.dedent("""
 """)
 
 
-@pytest.mark.skipif(not LINUX_X86_64, reason="the wake signal exists on Linux x86-64 only")
+@pytest.mark.skipif(not _syscalls.LOCK_WAITS, reason="lock waits are told apart on Linux x86-64 only")
 def test_a_futex_wait_that_is_no_lock_is_reported_not_misread():
     result = run_python(FOREIGN_FUTEX, "c")
     assert result.returncode == 0, result.stderr
@@ -246,7 +245,7 @@ HAMMER = textwrap.dedent("""
 """)
 
 
-@pytest.mark.skipif(not LINUX_X86_64, reason="the wake signal exists on Linux x86-64 only")
+@pytest.mark.skipif(not _syscalls.SUPPORTED, reason="the wake signal exists on Linux x86-64 and aarch64 only")
 def test_threads_hammered_with_the_signal_compute_correct_results():
     result = run_python(HAMMER, "c", timeout=120)
     assert (result.returncode, result.stdout, result.stderr) == (0, "True True True\n", "")
@@ -271,7 +270,7 @@ OWN_HANDLER = textwrap.dedent("""
 """)
 
 
-@pytest.mark.skipif(not LINUX_X86_64, reason="the wake signal exists on Linux x86-64 only")
+@pytest.mark.skipif(not _syscalls.SUPPORTED, reason="the wake signal exists on Linux x86-64 and aarch64 only")
 def test_signals_that_are_not_ours_reach_the_handler_installed_before():
     result = run_python(OWN_HANDLER, "c")
     assert (result.returncode, result.stdout, result.stderr) == (0, "True True\n", "")

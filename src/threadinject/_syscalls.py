@@ -1,6 +1,7 @@
-"""Policy for waking threads blocked in system calls (Linux x86-64, C backend).
+"""Policy for waking threads blocked in system calls (Linux x86-64 and
+aarch64, C backend).
 
-The mechanism is in csrc/wake_linux_x86_64.c: the thread is sent a real-time
+The mechanism is in csrc/wake_linux.c: the thread is sent a real-time
 signal, and the handler substitutes the result of the one system call it was
 found blocked in.  This module decides which calls, with which results, and
 whether the call was made by the interpreter at all.
@@ -37,11 +38,19 @@ import os
 import platform
 import signal
 import sys
+import sysconfig
 import time
 from typing import NamedTuple
 
 _MACHINE = platform.machine() if sys.platform.startswith("linux") else ""
-SUPPORTED = _MACHINE == "x86_64"
+#: System calls are woken: x86-64; aarch64 where it is tested (tools/arm64-vm:
+#: Debian's arm64 3.13-3.15, GIL builds; the free-threaded paths, which judge
+#: futex waits from memory, and older releases are not run there)
+SUPPORTED = _MACHINE == "x86_64" or (
+    _MACHINE == "aarch64" and sys.version_info >= (3, 13)
+    and not sysconfig.get_config_var("Py_GIL_DISABLED"))
+#: Lock waits are told apart and ended (_locks.py): x86-64 only, so far
+LOCK_WAITS = _MACHINE == "x86_64"
 
 #: CPython raises a pending asynchronous exception after EINTR (gh-144748).
 CPYTHON_RAISES_AFTER_EINTR = sys.version_info >= (3, 15)
@@ -92,33 +101,52 @@ NAMES = {
 }
 
 
-# The same calls' numbers in the kernel's generic table, which aarch64 uses
-# (include/uapi/asm-generic/unistd.h): names only, for what wake() reports
-# there; it wakes no system call on aarch64 (SUPPORTED).
-_GENERIC_NAMES = {
-    63: "read", 67: "pread64", 65: "readv", 207: "recvfrom", 212: "recvmsg", 73: "ppoll",
-    72: "pselect6", 22: "epoll_pwait", 441: "epoll_pwait2", 101: "nanosleep", 115: "clock_nanosleep",
-    260: "wait4", 95: "waitid", 98: "futex", 202: "accept", 242: "accept4", 203: "connect",
-    206: "sendto", 211: "sendmsg", 64: "write", 66: "writev", 25: "fcntl", 32: "flock",
-    137: "rt_sigtimedwait", 133: "rt_sigsuspend",
+# The same calls in the kernel's generic table, which aarch64 uses
+# (include/uapi/asm-generic/unistd.h): it has no select, poll, epoll_wait or
+# accept without 4... only their newer forms.
+_GENERIC = {
+    63: Substitute("read", 0),
+    67: Substitute("pread64", 0),
+    65: Substitute("readv", 0),
+    207: Substitute("recvfrom", 0),
+    212: Substitute("recvmsg", 0),
+    73: Substitute("ppoll", 0),
+    72: Substitute("pselect6", 0, zero_fdsets=True),
+    22: Substitute("epoll_pwait", 0),
+    441: Substitute("epoll_pwait2", 0),
+    101: Substitute("nanosleep", 0),
+    115: Substitute("clock_nanosleep", 0),
+    260: Substitute("wait4", 0),
+    95: Substitute("waitid", 0),
 }
+_GENERIC_ENDED_BY_EINTR_FROM_315 = {
+    202: "accept", 242: "accept4", 203: "connect", 206: "sendto", 211: "sendmsg",
+    64: "write", 66: "writev", 32: "flock",
+}
+_GENERIC_NAMES = {98: "futex", 25: "fcntl", 137: "rt_sigtimedwait", 133: "rt_sigsuspend"}
+
+# The running machine's tables
+_SUBSTITUTES, _ENDED_BY_EINTR, _OTHER_NAMES = (
+    (_X86_64, _ENDED_BY_EINTR_FROM_315, NAMES) if _MACHINE == "x86_64"
+    else (_GENERIC, _GENERIC_ENDED_BY_EINTR_FROM_315, _GENERIC_NAMES) if _MACHINE == "aarch64"
+    else ({}, {}, {})
+)
 
 
 def substitute_for(number: int) -> Substitute | None:
     if not SUPPORTED:
         return None
-    found = _X86_64.get(number)
-    if found is None and CPYTHON_RAISES_AFTER_EINTR and number in _ENDED_BY_EINTR_FROM_315:
+    found = _SUBSTITUTES.get(number)
+    if found is None and CPYTHON_RAISES_AFTER_EINTR and number in _ENDED_BY_EINTR:
         # the interrupt's own result, -EINTR: nothing to substitute
-        found = Substitute(_ENDED_BY_EINTR_FROM_315[number], -_EINTR)
+        found = Substitute(_ENDED_BY_EINTR[number], -_EINTR)
     return found
 
 
 # The names of the running architecture's calls that we know
-_NAMES: dict[int, str] = (
-    {**NAMES, **{number: known.name for number, known in _X86_64.items()}} if _MACHINE == "x86_64"
-    else dict(_GENERIC_NAMES) if _MACHINE == "aarch64" else {}
-)
+_NAMES: dict[int, str] = {
+    **_OTHER_NAMES, **_ENDED_BY_EINTR, **{number: known.name for number, known in _SUBSTITUTES.items()}
+}
 _NUMBERS = {name: number for number, name in _NAMES.items()}
 
 
@@ -304,7 +332,13 @@ def in_c_library(ip: int) -> bool:
 
 def called_from_interpreter(sp: int, depth: int = 256) -> bool | None:
     """Whether the first return address above the C library on the blocked
-    thread's stack lies in the interpreter.  None: no code address found."""
+    thread's stack lies in the interpreter.  None: no code address found.
+
+    On aarch64 a call keeps its return address in a register (x30), which a
+    function saves on the stack only if it calls another: the C library's
+    wrappers of the calls woken here do (glibc's cancellation points), but a
+    third-party function calling a leaf wrapper (glibc's syscall()) leaves
+    no address of its own here, so the scan reaches its caller's frame."""
     mappings = _mappings()
     stack = next(((start, end) for start, end, _, _ in mappings if start <= sp < end), None)
     if stack is None:

@@ -17,8 +17,8 @@ blocked in a wait does not.  wake() ends two kinds of waits:
   (README, Limits).
 * System calls made by the interpreter (``time.sleep``, socket reads,
   ``select``/``poll``/selectors, ``os.read``, ``os.waitpid`` and so
-  ``Popen.wait``), on Linux x86-64 with the C backend: see _syscalls.py
-  and csrc/wake_linux_x86_64.c.
+  ``Popen.wait``), on Linux x86-64 and aarch64 with the C backend: see
+  _syscalls.py and csrc/wake_linux.c.
 * Lock and RLock waits, on Linux x86-64 with the C backend, where that is
   sound: see _locks.py.  A thread waiting to enter ``with lock:`` is left to
   receive the exception when the lock is handed over (DEFERRED) wherever
@@ -85,8 +85,9 @@ class WakeStatus(enum.Enum):
     SIGNAL_BLOCKED = "signal blocked"
     """The thread blocks the signal used to wake it."""
     PLATFORM_UNSUPPORTED = "platform unsupported"
-    """Not in a Condition wait, and no system-call wake here (not Linux x86-64,
-    or the ctypes backend)."""
+    """Not in a Condition wait, and no wake here for its call (the
+    system-call wake: Linux x86-64 and aarch64, C backend; lock waits: x86-64
+    only)."""
 
 
 class WakeResult(NamedTuple):
@@ -372,6 +373,9 @@ def unsafe_to_land(thread: threading.Thread, core: ModuleType | None) -> Judgeme
         return Judgement(at_acquire_call(frame), frame, lasti, RUNNING)
     if blocked.number != _syscalls.FUTEX:
         return Judgement(False, frame, lasti, blocked.number, blocked.arg0)  # in another system call
+    if not _syscalls.LOCK_WAITS:
+        # lock waits are not told apart here (aarch64): by the frame alone
+        return Judgement(at_acquire_call(frame), frame, lasti)
     assert core is not None
     verdict, wait = _lock_verdict(frame, blocked, core)
     if wait is None:
@@ -622,6 +626,8 @@ def _wake_syscall(thread: threading.Thread, frame: FrameType | None, blocked: _s
     if core is None or not core.WAKE_SUPPORTED or not _syscalls.SUPPORTED:
         return WakeResult(WakeStatus.PLATFORM_UNSUPPORTED, name)
     if blocked.number == _syscalls.FUTEX:
+        if not _syscalls.LOCK_WAITS:  # aarch64: system calls only, so far
+            return WakeResult(WakeStatus.PLATFORM_UNSUPPORTED, name)
         return _wake_lock_wait(frame, native_id, blocked, core)
     if substitute is None:
         return WakeResult(WakeStatus.UNSUPPORTED_CALL, name)
