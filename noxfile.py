@@ -228,7 +228,7 @@ def asan(session: nox.Session) -> None:
     tree = pathlib.Path(session.create_tmp()) / "src-tree"
     shutil.rmtree(tree, ignore_errors=True)
     shutil.copytree(ROOT, tree, ignore=shutil.ignore_patterns(
-        "build", ".nox", ".git", "wheelhouse", ".venv*", ".debian-venvs", "*.egg-info"))
+        "build", ".nox", ".git", "wheelhouse", ".venv*", ".debian-venvs", ".arm64-venvs", "*.egg-info"))
     env = {**BUILD_ENV, "CFLAGS": SANITIZE_FLAGS, "LDFLAGS": "-fsanitize=address,undefined"}
     session.install(f"{tree}[test]", env=env)
     core = glob.glob(f"{session.virtualenv.location}/lib/python*/site-packages/threadinject/_core*.so")
