@@ -93,12 +93,8 @@ _ENDED_BY_EINTR_FROM_315 = {
 }
 _EINTR = 4
 
-# x86-64 calls we know the name of but do not wake (yet, or by nature).
-NAMES = {
-    202: "futex", 43: "accept", 288: "accept4", 42: "connect", 44: "sendto", 46: "sendmsg",
-    1: "write", 20: "writev", 72: "fcntl", 73: "flock", 128: "rt_sigtimedwait",
-    130: "rt_sigsuspend", 34: "pause",
-}
+# x86-64 calls we know the name of that neither table above holds
+NAMES = {202: "futex", 72: "fcntl", 128: "rt_sigtimedwait", 130: "rt_sigsuspend", 34: "pause"}
 
 
 # The same calls in the kernel's generic table, which aarch64 uses
