@@ -623,11 +623,10 @@ def _wake_syscall(thread: threading.Thread, frame: FrameType | None, blocked: _s
     assert native_id is not None  # _blocked_call_of() found its call
     name = _syscalls.name_of(blocked.number)
     substitute = _syscalls.substitute_for(blocked.number)
-    if core is None or not core.WAKE_SUPPORTED or not _syscalls.SUPPORTED:
+    if (core is None or not core.WAKE_SUPPORTED or not _syscalls.SUPPORTED
+            or (blocked.number == _syscalls.FUTEX and not _syscalls.LOCK_WAITS)):  # aarch64: not yet
         return WakeResult(WakeStatus.PLATFORM_UNSUPPORTED, name)
     if blocked.number == _syscalls.FUTEX:
-        if not _syscalls.LOCK_WAITS:  # aarch64: system calls only, so far
-            return WakeResult(WakeStatus.PLATFORM_UNSUPPORTED, name)
         return _wake_lock_wait(frame, native_id, blocked, core)
     if substitute is None:
         return WakeResult(WakeStatus.UNSUPPORTED_CALL, name)
