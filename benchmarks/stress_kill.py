@@ -15,8 +15,8 @@ delivered injection accounted for by the way its thread ended, no lock
 exclusion ever broken, the locks, queue and event still work,
 threading.active_count() back to where it was, memory (RSS, and traced
 memory with --tracemalloc) flat between 10% and 100% of the run.  Exits
-non-zero on any failure.  Linux x86-64 (and aarch64 on CPython 3.13+) with
-the C backend wakes every workload here; elsewhere use --portable (busy, Event, Queue, `with lock:`
+non-zero on any failure.  Linux x86-64 with the C backend wakes every
+workload here; elsewhere use --portable (busy, Event, Queue, `with lock:`
 and allocation workloads only).
 """
 

@@ -11,6 +11,7 @@ neither is sound (UNSUPPORTED_CALL: the test then withdraws it with cancel()).
 
 from __future__ import annotations
 
+import platform
 import sys
 import threading
 import time
@@ -20,7 +21,9 @@ from typing import Callable
 import pytest
 from conftest import JOIN_TIMEOUT, settled_in_futex_wait, syscall_of
 
-from threadinject import ThreadKilled, WakeStatus, _frames, _syscalls
+from threadinject import ThreadKilled, WakeStatus, _frames
+
+LINUX_X86_64 = sys.platform.startswith("linux") and platform.machine() == "x86_64"
 
 # Waiter bodies, compiled afresh for each test: the keyword-call case is about
 # a call site that runs for the first time.  work() is the protected work: it
@@ -68,7 +71,7 @@ LOCKS: dict[str, Callable[[], object]] = {"Lock": threading.Lock, "RLock": threa
 def expected_status(api: SimpleNamespace, pattern: str, kind: str) -> set[WakeStatus]:
     """What wake() may answer, from the facts the library probes (layout of
     the lock's wait, where exceptions land) rather than from version numbers."""
-    if not _syscalls.SUPPORTED:
+    if not LINUX_X86_64:
         return {WakeStatus.PLATFORM_UNSUPPORTED}
     if not _frames.READABLE:
         # no frame tells a with statement or a bare acquire from anything
@@ -217,8 +220,8 @@ def test_wake_of_a_lock_waiter_never_breaks_the_lock(api, pattern, kind, capfd):
     assert capfd.readouterr().err == ""
 
 
-@pytest.mark.skipif(not _syscalls.SUPPORTED, reason="lock waits are identified where _syscalls.SUPPORTED; "
-                    "elsewhere a kill lands when the lock is handed over (README, Limits)")
+@pytest.mark.skipif(not LINUX_X86_64, reason="lock waits are identified on Linux x86-64 with the C "
+                    "backend; elsewhere a kill lands when the lock is handed over (README, Limits)")
 @pytest.mark.parametrize("kind", sorted(LOCKS))
 @pytest.mark.parametrize("pattern", sorted(PATTERNS))
 def test_kill_of_a_lock_waiter_ends_it_and_never_breaks_the_lock(pattern, kind, capfd):
@@ -277,7 +280,7 @@ def judged_blocked(thread: threading.Thread, core: object) -> object:
 
 @pytest.mark.skipif(not _frames.READABLE, reason="kill()'s one-step end of a lock wait judges by frames, "
                     "which free-threaded builds cannot read (_frames.py): it runs on every GIL build")
-@pytest.mark.skipif(not _syscalls.SUPPORTED, reason="lock waits are ended where _syscalls.SUPPORTED only")
+@pytest.mark.skipif(not LINUX_X86_64, reason="lock waits are ended on Linux x86-64 with the C backend only")
 @pytest.mark.parametrize("kind", sorted(LOCKS))
 def test_inject_if_at_ends_a_lock_wait_or_withdraws_the_exception(kind, capfd):
     # kill()'s step for a lock wait: the exception is scheduled and the wait
@@ -321,7 +324,7 @@ def test_inject_if_at_ends_a_lock_wait_or_withdraws_the_exception(kind, capfd):
 
 @pytest.mark.skipif(not _frames.READABLE, reason="kill()'s one-step end of a lock wait judges by frames, "
                     "which free-threaded builds cannot read (_frames.py): it runs on every GIL build")
-@pytest.mark.skipif(not _syscalls.SUPPORTED, reason="lock waits are ended where _syscalls.SUPPORTED only")
+@pytest.mark.skipif(not LINUX_X86_64, reason="lock waits are ended on Linux x86-64 with the C backend only")
 def test_inject_if_at_gives_up_on_a_thread_that_does_not_take_the_signal(capfd):
     # A thread that blocks the signal (as one stopped by a debugger would
     # not run the handler): the call waits a bounded time holding the GIL,

@@ -1,5 +1,5 @@
-"""kill() of threads blocked in system calls and lock waits: Linux x86-64 and
-aarch64, C backend.
+"""kill() of threads blocked in system calls: Linux x86-64 and aarch64 (lock
+waits: x86-64), C backend.
 
 Each kind of call runs in its own interpreter (a crash or hang is caught
 there), ROUNDS kills in a row; the interpreter must then run more code and
@@ -129,7 +129,7 @@ def lock_wait_wakeable(call: str) -> bool:
     return parked and not _locks.CPYTHON_ASSERTS
 
 
-@pytest.mark.skipif(not _syscalls.SUPPORTED, reason="lock waits are woken on Linux x86-64 and aarch64 only")
+@pytest.mark.skipif(not _syscalls.LOCK_WAITS, reason="lock waits are woken on Linux x86-64 only")
 @pytest.mark.parametrize("call", sorted(LOCK_WAITS))
 def test_kill_lands_in_lock_waits(call):
     if not lock_wait_wakeable(call):
@@ -201,7 +201,7 @@ FOREIGN_FUTEX = textwrap.dedent("""
 """)
 
 
-@pytest.mark.skipif(not _syscalls.SUPPORTED, reason="lock waits are told apart on Linux x86-64/aarch64 only")
+@pytest.mark.skipif(not _syscalls.LOCK_WAITS, reason="lock waits are told apart on Linux x86-64 only")
 def test_a_futex_wait_that_is_no_lock_is_reported_not_misread():
     result = run_python(FOREIGN_FUTEX, "c")
     assert result.returncode == 0, result.stderr

@@ -160,7 +160,7 @@ def _past_bootstrap(thread: threading.Thread) -> bool:
     leaves _limbo): a thread parked on a Condition's waiter lock is in
     run().  Found so, a thread that started waiting on an Event or a Queue
     costs the kill no _RUN_CALL_WAIT."""
-    if not _syscalls.SUPPORTED or thread.native_id is None:  # where Condition waits are told apart
+    if not _syscalls.LOCK_WAITS or thread.native_id is None:  # Condition waits told apart: x86-64
         return False
     try:
         if _syscalls.cpu_ticks(thread.native_id) > 0:  # 10 ms and more: not threading's start-up

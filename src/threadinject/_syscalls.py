@@ -43,13 +43,15 @@ import time
 from typing import NamedTuple
 
 _MACHINE = platform.machine() if sys.platform.startswith("linux") else ""
-#: System calls and lock waits are woken: x86-64; aarch64 where it is tested
-#: (tools/arm64-vm: Debian's arm64 3.13-3.15, GIL builds; the free-threaded
-#: paths, which judge futex waits from memory, and older releases are not run
-#: there)
+#: System calls are woken: x86-64; aarch64 where it is tested (tools/arm64-vm:
+#: Debian's arm64 3.13-3.15, GIL builds; the free-threaded paths, which judge
+#: futex waits from memory, and older releases are not run there)
 SUPPORTED = _MACHINE == "x86_64" or (
     _MACHINE == "aarch64" and sys.version_info >= (3, 13)
     and not sysconfig.get_config_var("Py_GIL_DISABLED"))
+#: Lock waits are told apart and ended (_locks.py): x86-64 only, so far
+LOCK_WAITS = _MACHINE == "x86_64"
+
 #: CPython raises a pending asynchronous exception after EINTR (gh-144748).
 CPYTHON_RAISES_AFTER_EINTR = sys.version_info >= (3, 15)
 
