@@ -12,7 +12,7 @@ the session's fresh venv and runs the suite against both backends.
                              release without a wheel of its own would install it
   debug                      a debug 3.13 (tools/debug-python): CPython's assertions, and
                              tests/test_refleaks.py also checks sys.gettotalrefcount()
-  arm64                      Linux aarch64: Debian's arm64 3.13-3.15 in a qemu-system VM
+  arm64                      Linux aarch64: Debian's arm64 3.9, 3.11, 3.13-3.15 in a qemu-system VM
                              (tools/arm64-vm; not run by default: emulated, ~15x slower)
   lint                       mypy --strict, ruff, pyproject and cibuildwheel config
   no_compiler                an sdist installs without a C compiler (ctypes backend)

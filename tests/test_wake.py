@@ -179,8 +179,8 @@ def test_wake_names_the_system_call_it_cannot_end(api):
         while (result := api.wake(thread)).status is WakeStatus.NOT_BLOCKED:
             assert time.monotonic() < deadline
             time.sleep(0.001)
-        # the ctypes backend has no system-call wake at all, nor has aarch64;
-        # both still name the call
+        # the ctypes backend has no system-call wake at all, nor has aarch64
+        # where it is not enabled (_syscalls.SUPPORTED); both still name the call
         wakes_calls = api.name == "c" and _syscalls.SUPPORTED
         expected = WakeStatus.UNSUPPORTED_CALL if wakes_calls else WakeStatus.PLATFORM_UNSUPPORTED
         assert result.status is expected

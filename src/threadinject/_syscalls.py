@@ -43,11 +43,15 @@ import time
 from typing import NamedTuple
 
 _MACHINE = platform.machine() if sys.platform.startswith("linux") else ""
-#: System calls are woken: x86-64; aarch64 where it is tested (tools/arm64-vm:
-#: Debian's arm64 3.13-3.15, GIL builds; the free-threaded paths, which judge
-#: futex waits from memory, and older releases are not run there)
+#: aarch64 releases the system-call wake is run on (tools/arm64-vm: Debian's
+#: arm64 3.9 from bullseye, 3.11 from bookworm, 3.13-3.15 from sid, GIL builds).
+#: No Debian release has an arm64 3.10 or 3.12, and the free-threaded paths,
+#: which judge futex waits from memory, are not run there: not enabled.
+_AARCH64_BEFORE_313_RUN_ON = ((3, 9), (3, 11))
+#: System calls are woken: x86-64; aarch64 where that is tested
 SUPPORTED = _MACHINE == "x86_64" or (
-    _MACHINE == "aarch64" and sys.version_info >= (3, 13)
+    _MACHINE == "aarch64"
+    and (sys.version_info[:2] in _AARCH64_BEFORE_313_RUN_ON or sys.version_info >= (3, 13))
     and not sysconfig.get_config_var("Py_GIL_DISABLED"))
 #: Lock waits are told apart and ended (_locks.py): x86-64 only, so far
 LOCK_WAITS = _MACHINE == "x86_64"
