@@ -227,6 +227,83 @@ def test_inject_if_at_schedules_only_where_the_thread_still_is(api, spawn):
         os.close(w)
 
 
+@pytest.mark.skipif(not _frames.READABLE, reason="reads the thread's frames, which free-threaded builds "
+                    "do not allow (_frames.py); runs on every GIL build")
+def test_ctypes_inject_if_at_withdraws_when_the_thread_moved_before_the_injection(monkeypatch):
+    # the ctypes backend's check and injection are Python code, between
+    # which the GIL can change hands: a thread judged at one wait that has
+    # moved into another (an acquire, in the aarch64 VM) by the time the
+    # exception is scheduled must not keep it
+    from threadinject import _ctypes_backend
+
+    first, second = threading.Event(), threading.Event()
+    thread = threading.Thread(target=lambda: first.wait(JOIN_TIMEOUT) and second.wait(JOIN_TIMEOUT))
+    thread.start()
+    try:
+        wait_until_waiting(thread)
+        judged = sys._current_frames()[thread.ident]
+        real_inject = _ctypes_backend.inject
+
+        def inject_once_moved(target, exc):
+            first.set()  # the thread moves on to its second wait meanwhile
+            deadline = time.monotonic() + JOIN_TIMEOUT
+            while sys._current_frames()[thread.ident] is judged:
+                assert time.monotonic() < deadline, "the thread never moved on"
+                time.sleep(0.001)
+            wait_until_waiting(thread)
+            real_inject(target, exc)
+
+        monkeypatch.setattr(_ctypes_backend, "inject", inject_once_moved)
+        assert _ctypes_backend._inject_if_at(thread, KeyError, judged, judged.f_lasti, 0, -1, 0) is False
+        assert _ctypes_backend.pending(thread) is None
+    finally:
+        first.set()
+        second.set()
+        thread.join(JOIN_TIMEOUT)
+    assert not thread.is_alive()
+
+
+@pytest.mark.skipif(not _frames.READABLE, reason="reads the thread's frames, which free-threaded builds "
+                    "do not allow (_frames.py); runs on every GIL build")
+def test_ctypes_inject_if_at_reports_an_exception_taken_before_it_looked_again(monkeypatch):
+    # moved on because it took the exception and is unwinding (or gone): it
+    # was scheduled; kill() would otherwise send a second one into the unwinding
+    from threadinject import _ctypes_backend
+
+    ended = []
+
+    def spin():
+        try:
+            while True:
+                pass
+        except KeyError:
+            ended.append("KeyError")
+
+    thread = threading.Thread(target=spin)
+    thread.start()
+    real_inject = _ctypes_backend.inject
+    injected = []
+
+    def inject_and_let_it_land(target, exc):
+        real_inject(target, exc)
+        injected.append(exc)
+        thread.join(JOIN_TIMEOUT)  # lets the GIL go: the thread takes it and ends
+
+    monkeypatch.setattr(_ctypes_backend, "inject", inject_and_let_it_land)
+    try:
+        deadline = time.monotonic() + JOIN_TIMEOUT
+        while not injected:  # the thread can move between our look and the check: look again
+            assert time.monotonic() < deadline, "never found where it was looked at"
+            judged = sys._current_frames()[thread.ident]
+            scheduled = _ctypes_backend._inject_if_at(thread, KeyError, judged, judged.f_lasti, 0, -1, 0)
+        assert scheduled is True
+    finally:
+        if thread.is_alive():
+            real_inject(thread, KeyError)
+        thread.join(JOIN_TIMEOUT)
+    assert not thread.is_alive() and ended == ["KeyError"]
+
+
 def test_kill_runs_finally_blocks(api, spawn):
     cleaned = threading.Event()
 

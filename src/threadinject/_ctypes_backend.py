@@ -198,10 +198,20 @@ def _inject_if_at(thread: ThreadArg, exc: ExcArg, frame: object, lasti: int,
                   native_id: int, syscall: int, arg0: int,
                   wake: tuple[int, int, int, int] | None = None, /) -> bool:
     """inject() only if the thread's innermost frame is still `frame` at
-    `lasti`.  Python code: unlike the C backend's, the thread can move on
-    between the check and the injection; and it never reads /proc (the
-    system-call arguments are the C backend's: this backend wakes no system
-    call, so kill() never judges by one, nor passes `wake`)."""
+    `lasti`.  Python code, unlike the C backend's: the GIL can change hands
+    at any call here, so the thread can move on between the check and the
+    injection, e.g. into the acquire() of a lock, and take the exception
+    right after it succeeds (seen in the aarch64 VM: a Queue's mutex left
+    held, the kill landed in Condition.__enter__).  So it looks again after
+    injecting and withdraws the exception if the thread has moved.  Moved
+    after the injection, it has taken it at its first check, at or right
+    after the place judged safe; moved before, it may be blocked in such an
+    acquire, and cannot take it before the withdrawal unless the GIL
+    changes hands again within these few lines (README, Limits).  True if
+    the exception was scheduled and stays so or has been taken.  It
+    never reads /proc (the system-call arguments are the C backend's: this
+    backend wakes no system call, so kill() never judges by one, nor passes
+    `wake`)."""
     if wake is not None:
         raise NotImplementedError("the ctypes backend wakes no lock wait")
     _, ident = _target(thread, "_inject_if_at")
@@ -212,6 +222,15 @@ def _inject_if_at(thread: ThreadArg, exc: ExcArg, frame: object, lasti: int,
     if now is None or now is not frame or now.f_lasti != lasti:
         return False
     inject(thread, exc)
+    now = _frames.innermost(ident)
+    if now is not frame or now.f_lasti != lasti:
+        try:
+            withdrawn = cancel(thread)
+        except ThreadNotFoundError:
+            withdrawn = False  # it has taken it and ended
+        # taken already (it moved by unwinding): scheduled, as the caller
+        # must know, or it would schedule a second one into the unwinding
+        return not withdrawn
     return True
 
 
