@@ -66,71 +66,57 @@ class Substitute(NamedTuple):
     zero_fdsets: bool = False
 
 
-# arch/x86/entry/syscalls/syscall_64.tbl
-_X86_64 = {
-    0: Substitute("read", 0),
-    17: Substitute("pread64", 0),
-    19: Substitute("readv", 0),
-    45: Substitute("recvfrom", 0),
-    47: Substitute("recvmsg", 0),
-    7: Substitute("poll", 0),
-    271: Substitute("ppoll", 0),
-    23: Substitute("select", 0, zero_fdsets=True),
-    270: Substitute("pselect6", 0, zero_fdsets=True),
-    232: Substitute("epoll_wait", 0),
-    281: Substitute("epoll_pwait", 0),
-    441: Substitute("epoll_pwait2", 0),
-    35: Substitute("nanosleep", 0),
-    230: Substitute("clock_nanosleep", 0),
-    61: Substitute("wait4", 0),
-    247: Substitute("waitid", 0),
-}
+# What a woken call returns instead of -EINTR, by name, whatever the
+# architecture: each ends CPython's retry loop before Python code can act on
+# it (the module's docstring)
+_SUBSTITUTES_BY_NAME = {known.name: known for known in (
+    Substitute("read", 0), Substitute("pread64", 0), Substitute("readv", 0),
+    Substitute("recvfrom", 0), Substitute("recvmsg", 0),
+    Substitute("poll", 0), Substitute("ppoll", 0),
+    Substitute("select", 0, zero_fdsets=True), Substitute("pselect6", 0, zero_fdsets=True),
+    Substitute("epoll_wait", 0), Substitute("epoll_pwait", 0), Substitute("epoll_pwait2", 0),
+    Substitute("nanosleep", 0), Substitute("clock_nanosleep", 0),
+    Substitute("wait4", 0), Substitute("waitid", 0),
+)}
 
 # Calls whose EINTR retry loop in CPython calls PyErr_CheckSignals(), so that
 # from 3.15 an interrupt alone raises the pending exception from the call
 # (CPython main, checked 2026-11-26: Modules/socketmodule.c sock_call_ex() for
 # accept and send, internal_connect(); Python/fileutils.c _Py_write_impl();
 # Modules/posixmodule.c os_writev_impl(); Modules/fcntlmodule.c fcntl_flock_impl()).
-_ENDED_BY_EINTR_FROM_315 = {
-    43: "accept", 288: "accept4", 42: "connect", 44: "sendto", 46: "sendmsg",
-    1: "write", 20: "writev", 73: "flock",
-}
+_ENDED_BY_EINTR_FROM_315 = frozenset({
+    "accept", "accept4", "connect", "sendto", "sendmsg", "write", "writev", "flock",
+})
 _EINTR = 4
 
-# x86-64 calls we know the name of that neither table above holds
-NAMES = {202: "futex", 72: "fcntl", 128: "rt_sigtimedwait", 130: "rt_sigsuspend", 34: "pause"}
-
-
-# The same calls in the kernel's generic table, which aarch64 uses
-# (include/uapi/asm-generic/unistd.h): it has no select, poll, epoll_wait or
-# accept without 4... only their newer forms.
-_GENERIC = {
-    63: Substitute("read", 0),
-    67: Substitute("pread64", 0),
-    65: Substitute("readv", 0),
-    207: Substitute("recvfrom", 0),
-    212: Substitute("recvmsg", 0),
-    73: Substitute("ppoll", 0),
-    72: Substitute("pselect6", 0, zero_fdsets=True),
-    22: Substitute("epoll_pwait", 0),
-    441: Substitute("epoll_pwait2", 0),
-    101: Substitute("nanosleep", 0),
-    115: Substitute("clock_nanosleep", 0),
-    260: Substitute("wait4", 0),
-    95: Substitute("waitid", 0),
+# The numbers of the calls named above, and of a few more we name, per
+# architecture.  arch/x86/entry/syscalls/syscall_64.tbl:
+_X86_64 = {
+    0: "read", 17: "pread64", 19: "readv", 45: "recvfrom", 47: "recvmsg", 7: "poll", 271: "ppoll",
+    23: "select", 270: "pselect6", 232: "epoll_wait", 281: "epoll_pwait", 441: "epoll_pwait2",
+    35: "nanosleep", 230: "clock_nanosleep", 61: "wait4", 247: "waitid",
+    43: "accept", 288: "accept4", 42: "connect", 44: "sendto", 46: "sendmsg",
+    1: "write", 20: "writev", 73: "flock",
+    202: "futex", 72: "fcntl", 128: "rt_sigtimedwait", 130: "rt_sigsuspend", 34: "pause",
 }
-_GENERIC_ENDED_BY_EINTR_FROM_315 = {
+# The kernel's generic table, which aarch64 uses (include/uapi/asm-generic/unistd.h):
+# it has no select, poll, epoll_wait or accept without 4... only their newer forms.
+_GENERIC = {
+    63: "read", 67: "pread64", 65: "readv", 207: "recvfrom", 212: "recvmsg", 73: "ppoll",
+    72: "pselect6", 22: "epoll_pwait", 441: "epoll_pwait2",
+    101: "nanosleep", 115: "clock_nanosleep", 260: "wait4", 95: "waitid",
     202: "accept", 242: "accept4", 203: "connect", 206: "sendto", 211: "sendmsg",
     64: "write", 66: "writev", 32: "flock",
+    98: "futex", 25: "fcntl", 137: "rt_sigtimedwait", 133: "rt_sigsuspend",
 }
-_GENERIC_NAMES = {98: "futex", 25: "fcntl", 137: "rt_sigtimedwait", 133: "rt_sigsuspend"}
 
-# The running machine's tables
-_SUBSTITUTES, _ENDED_BY_EINTR, _OTHER_NAMES = (
-    (_X86_64, _ENDED_BY_EINTR_FROM_315, NAMES) if _MACHINE == "x86_64"
-    else (_GENERIC, _GENERIC_ENDED_BY_EINTR_FROM_315, _GENERIC_NAMES) if _MACHINE == "aarch64"
-    else ({}, {}, {})
-)
+# The names of the running architecture's calls that we know, and what of
+# the above applies to each number
+_NAMES: dict[int, str] = (
+    _X86_64 if _MACHINE == "x86_64" else _GENERIC if _MACHINE == "aarch64" else {})
+_SUBSTITUTES = {number: _SUBSTITUTES_BY_NAME[name] for number, name in _NAMES.items()
+                if name in _SUBSTITUTES_BY_NAME}
+_ENDED_BY_EINTR = {number: name for number, name in _NAMES.items() if name in _ENDED_BY_EINTR_FROM_315}
 
 
 def substitute_for(number: int) -> Substitute | None:
@@ -143,10 +129,6 @@ def substitute_for(number: int) -> Substitute | None:
     return found
 
 
-# The names of the running architecture's calls that we know
-_NAMES: dict[int, str] = {
-    **_OTHER_NAMES, **_ENDED_BY_EINTR, **{number: known.name for number, known in _SUBSTITUTES.items()}
-}
 _NUMBERS = {name: number for number, name in _NAMES.items()}
 
 
