@@ -83,10 +83,7 @@ def calls() -> dict[str, Factory]:
         lock.acquire()  # type: ignore[attr-defined]
         return lock
 
-    # A keyword call: on 3.14 the first run of its call site has no
-    # eval-breaker check, so wake() defers it by design (README, the wake
-    # table) and, as the holder here never releases, the first kill of the
-    # series returns False at its timeout (99/100 on 3.14).
+    # timed: ended where the lock waits on a semaphore (below)
     def lock_timed(resources: contextlib.ExitStack) -> Callable[[], object]:
         lock = held(threading.Lock)
         return lambda: lock.acquire(timeout=1e6)  # type: ignore[attr-defined]
@@ -95,31 +92,22 @@ def calls() -> dict[str, Factory]:
         lock = held(threading.RLock)
         return lambda: lock.acquire(timeout=1e6)  # type: ignore[attr-defined]
 
-    def lock_untimed(resources: contextlib.ExitStack) -> Callable[[], object]:
-        return held(threading.Lock).acquire  # type: ignore[attr-defined, no-any-return]
-
-    def rlock_untimed(resources: contextlib.ExitStack) -> Callable[[], object]:
-        return held(threading.RLock).acquire  # type: ignore[attr-defined, no-any-return]
-
     found: dict[str, Factory] = {"time.sleep": sleep, "socket.recv": recv, "os.read": pipe_read,
-             "select.select": select_, "selectors": selector, "Event.wait": event,
-             "Queue.get": queue_get, "Lock(timeout)": lock_timed, "RLock(timeout)": rlock_timed}
+             "select.select": select_, "selectors": selector, "Event.wait": event, "Queue.get": queue_get}
     from threadinject import _frames, _locks
 
     if not _frames.READABLE:
         # free-threaded builds wake no lock wait (README, Limits): a kill
         # there lands once the holder releases, which it never does here
-        for name in ("Lock(timeout)", "RLock(timeout)"):
-            del found[name]
         return found
-    # untimed acquires are woken only in CPython's parking lot (README, wake)
-
-    parked = {name: layout.parked and not _locks.CPYTHON_ASSERTS
-              for name, layout in _locks.layouts().values()}
-    if parked.get("Lock.acquire"):
-        found["Lock.acquire()"] = lock_untimed
-    if parked.get("RLock.acquire"):
-        found["RLock.acquire()"] = rlock_untimed
+    # Only timed waits on CPython's semaphore are woken (Lock up to 3.13.0,
+    # RLock up to 3.13); untimed ones and any in the parking lot are withheld
+    # until the lock is handed over (README, wake), which never happens here.
+    parked = {name: layout.parked for name, layout in _locks.layouts().values()}
+    if not parked.get("Lock.acquire"):
+        found["Lock(timeout)"] = lock_timed
+    if not parked.get("RLock.acquire"):
+        found["RLock(timeout)"] = rlock_timed
     return found
 
 

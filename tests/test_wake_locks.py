@@ -11,7 +11,6 @@ neither is sound (UNSUPPORTED_CALL: the test then withdraws it with cancel()).
 
 from __future__ import annotations
 
-import platform
 import sys
 import threading
 import time
@@ -21,9 +20,10 @@ from typing import Callable
 import pytest
 from conftest import JOIN_TIMEOUT, settled_in_futex_wait, syscall_of
 
-from threadinject import ThreadKilled, WakeStatus, _frames
+from threadinject import ThreadKilled, WakeStatus, _frames, _syscalls
 
-LINUX_X86_64 = sys.platform.startswith("linux") and platform.machine() == "x86_64"
+# Lock waits are told apart on Linux x86-64 with glibc (_syscalls.LOCK_WAITS)
+LOCK_WAITS = _syscalls.LOCK_WAITS
 
 # Waiter bodies, compiled afresh for each test: the keyword-call case is about
 # a call site that runs for the first time.  work() is the protected work: it
@@ -71,7 +71,7 @@ LOCKS: dict[str, Callable[[], object]] = {"Lock": threading.Lock, "RLock": threa
 def expected_status(api: SimpleNamespace, pattern: str, kind: str) -> set[WakeStatus]:
     """What wake() may answer, from the facts the library probes (layout of
     the lock's wait, where exceptions land) rather than from version numbers."""
-    if not LINUX_X86_64:
+    if not LOCK_WAITS:
         return {WakeStatus.PLATFORM_UNSUPPORTED}
     if not _frames.READABLE:
         # no frame tells a with statement or a bare acquire from anything
@@ -83,13 +83,14 @@ def expected_status(api: SimpleNamespace, pattern: str, kind: str) -> set[WakeSt
 
     layout = {name: layout for name, layout in _locks.layouts().values()}[f"{kind}.acquire"]
     if pattern == "with":
-        return {WakeStatus.DEFERRED if _landing.lands_inside_with(_core) else WakeStatus.WOKEN}
+        # untimed: deferred where the kill lands inside the block, else withheld
+        return {WakeStatus.DEFERRED if _landing.lands_inside_with(_core) else WakeStatus.UNSAFE_TO_LAND}
     keyword_call = pattern in ("keyword-acquire-try", "timed-acquire-if")
     if keyword_call and sys.version_info >= (3, 12) and _landing._lands_late_after_keyword_call(_core):
         return {WakeStatus.DEFERRED}
-    if pattern == "timed-acquire-if":
-        return {WakeStatus.WOKEN}
-    woken = layout.parked and not _locks.CPYTHON_ASSERTS  # see _locks.py
+    # only a timed wait on a semaphore is ended; in the parking lot the lock
+    # can be handed over after the wake (_locks.py)
+    woken = pattern == "timed-acquire-if" and not layout.parked
     return {WakeStatus.WOKEN if woken else WakeStatus.UNSAFE_TO_LAND}
 
 
@@ -220,7 +221,7 @@ def test_wake_of_a_lock_waiter_never_breaks_the_lock(api, pattern, kind, capfd):
     assert capfd.readouterr().err == ""
 
 
-@pytest.mark.skipif(not LINUX_X86_64, reason="lock waits are identified on Linux x86-64 with the C "
+@pytest.mark.skipif(not LOCK_WAITS, reason="lock waits are identified on Linux x86-64 (glibc) with the C "
                     "backend; elsewhere a kill lands when the lock is handed over (README, Limits)")
 @pytest.mark.parametrize("kind", sorted(LOCKS))
 @pytest.mark.parametrize("pattern", sorted(PATTERNS))
@@ -280,7 +281,7 @@ def judged_blocked(thread: threading.Thread, core: object) -> object:
 
 @pytest.mark.skipif(not _frames.READABLE, reason="kill()'s one-step end of a lock wait judges by frames, "
                     "which free-threaded builds cannot read (_frames.py): it runs on every GIL build")
-@pytest.mark.skipif(not LINUX_X86_64, reason="lock waits are ended on Linux x86-64 with the C backend only")
+@pytest.mark.skipif(not LOCK_WAITS, reason="lock waits are ended on Linux x86-64 (glibc), C backend only")
 @pytest.mark.parametrize("kind", sorted(LOCKS))
 def test_inject_if_at_ends_a_lock_wait_or_withdraws_the_exception(kind, capfd):
     # kill()'s step for a lock wait: the exception is scheduled and the wait
@@ -291,9 +292,9 @@ def test_inject_if_at_ends_a_lock_wait_or_withdraws_the_exception(kind, capfd):
 
     pattern = woken_pattern(kind)
     if pattern is None:
-        pytest.skip(f"no {kind} wait is woken on this build (expected_status(): untimed waits "
-                    "on CPython's semaphore or with C assertions are withheld, keyword calls deferred); "
-                    "this runs on 3.13+ release builds")
+        pytest.skip(f"no {kind} wait is woken on this build (expected_status(): only timed waits on "
+                    "CPython's semaphore are, Lock up to 3.13.0 and RLock up to 3.13; keyword calls "
+                    "deferred from 3.12): this runs on 3.9-3.13")
     lock, holder, waiter = start_holder_and_waiter(pattern, kind)
     thread = waiter.thread
     try:
@@ -324,7 +325,7 @@ def test_inject_if_at_ends_a_lock_wait_or_withdraws_the_exception(kind, capfd):
 
 @pytest.mark.skipif(not _frames.READABLE, reason="kill()'s one-step end of a lock wait judges by frames, "
                     "which free-threaded builds cannot read (_frames.py): it runs on every GIL build")
-@pytest.mark.skipif(not LINUX_X86_64, reason="lock waits are ended on Linux x86-64 with the C backend only")
+@pytest.mark.skipif(not LOCK_WAITS, reason="lock waits are ended on Linux x86-64 (glibc), C backend only")
 def test_inject_if_at_gives_up_on_a_thread_that_does_not_take_the_signal(capfd):
     # A thread that blocks the signal (as one stopped by a debugger would
     # not run the handler): the call waits a bounded time holding the GIL,
@@ -334,20 +335,24 @@ def test_inject_if_at_gives_up_on_a_thread_that_does_not_take_the_signal(capfd):
 
     from threadinject import _core, _syscalls
 
+    kind = next((kind for kind in sorted(LOCKS) if woken_pattern(kind) is not None), None)
+    if kind is None:
+        pytest.skip("no lock wait is woken on this build (only timed waits on CPython's semaphore are: "
+                    "Lock up to 3.13.0, RLock up to 3.13): this runs on 3.9-3.13")
     signo = _syscalls.chosen_signal()
-    lock = threading.Lock()
-    lock.acquire()
+    lock = LOCKS[kind]()
+    lock.acquire()  # type: ignore[attr-defined]
     unblock = threading.Event()
     outcome: list[object] = []
 
     def body() -> None:
         signal.pthread_sigmask(signal.SIG_BLOCK, {signo})
         try:
-            outcome.append(lock.acquire(True, JOIN_TIMEOUT))  # timed: a wait wake() ends
+            outcome.append(lock.acquire(True, JOIN_TIMEOUT))  # type: ignore[attr-defined]  # a wait wake() ends
             unblock.wait(JOIN_TIMEOUT)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signo})  # the queued signal arrives
             outcome.append("unblocked")
-            lock.release()
+            lock.release()  # type: ignore[attr-defined]
         except BaseException as exc:
             outcome.append(exc)
 
@@ -363,9 +368,9 @@ def test_inject_if_at_gives_up_on_a_thread_that_does_not_take_the_signal(capfd):
         assert _core.pending(thread) is None
         assert thread.is_alive() and outcome == []
     finally:
-        lock.release()
+        lock.release()  # type: ignore[attr-defined]
         unblock.set()
         thread.join(JOIN_TIMEOUT)
     assert outcome == [True, "unblocked"]
-    assert lock.acquire(blocking=False)
+    assert lock.acquire(blocking=False)  # type: ignore[attr-defined]
     assert capfd.readouterr().err == ""

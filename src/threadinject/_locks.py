@@ -20,18 +20,32 @@ parking-lot entry whose mutex lies in an object whose type is Lock/RLock.
 
 The only result that ends such a wait is ``-ETIMEDOUT``: the acquire returns
 False with the exception pending, which then lands at the call.  Sound
-(nothing was acquired, nothing acts on the False before the exception), and
-silent except for an untimed wait on a semaphore, where CPython reports the
-"impossible" status with ``perror("sem_wait")`` (thread_pthread.h, 3.9-3.13):
-those waits are not woken.  (Posting the semaphore from the handler instead,
-so that CPython's retry takes the lock and the kill lands at the call, is
-silent but unsound: the post can wake another waiter of the same lock, which
-then enters its critical section while the holder still holds it.)  Nor are
-untimed parked waits on a CPython built with its C assertions (a debug
-build, or ``--with-assertions``): there ``_PyMutex_LockTimed`` asserts that
-an untimed wait never times out (Python/lock.c, 3.13.15:
-``assert(timeout >= 0)``) and the process aborts; release builds
-(``-DNDEBUG``) return failure from the acquire, as above.
+(nothing was acquired, nothing acts on the False before the exception) for a
+*timed* wait on a semaphore, the one kind woken.  Not woken:
+
+* an untimed wait on a semaphore: CPython reports the "impossible" status
+  with ``perror("sem_wait")`` (thread_pthread.h, 3.9-3.13).  (Posting the
+  semaphore from the handler instead, so that CPython's retry takes the lock
+  and the kill lands at the call, is silent but unsound: the post can wake
+  another waiter of the same lock, which then enters its critical section
+  while the holder still holds it.)
+* any wait in the parking lot, timed or not: the woken thread takes the GIL
+  back (``_PySemaphore_Wait``) *before* ``_PyParkingLot_Park`` takes it off
+  the lock's queue (Python/parking_lot.c, 3.13.5 and 3.14).  A holder that
+  gets the GIL first and releases hands it the lock (``mutex_unpark``: it
+  has waited longer than 1 ms), the acquire returns True with the kill
+  pending, and the kill lands at the call, before the ``try`` that would
+  release it: the lock is left held for good.  Measured with
+  benchmarks/stress_kill.py's shared-lock workloads (150 kills a run): on a
+  glibc CPython 3.13.5 built here, 3 of the first 7 runs left the Lock held;
+  the same on musl (3.13.5) and in the aarch64 VM (3.13.18); not seen on
+  Debian's 3.14.10/3.15.2 in 80 runs of 100 kills on one core, but the
+  order of two GIL waiters is nothing anyone can rely on.  (Besides, a
+  CPython built with its C assertions aborts there: ``_PyMutex_LockTimed``
+  asserts that an untimed wait never times out, Python/lock.c, 3.13.15.)
+
+These waits get UNSAFE_TO_LAND: kill() withdraws its exception while the
+thread waits and raises it again once the thread is past the acquire.
 
 ``with lock:`` is different: ``__enter__`` returning False does not stop the
 block from being entered, and where the pending exception lands *inside* the
@@ -44,7 +58,6 @@ and ``__exit__`` releases the thread's own acquisition.
 from __future__ import annotations
 
 import gc
-import sysconfig
 import threading
 import time
 from types import FrameType
@@ -55,15 +68,6 @@ from . import _syscalls
 __all__ = ["LockWait", "identify", "identify_unseen"]
 
 _ETIMEDOUT = 110
-
-
-def _cpython_asserts() -> bool:
-    """Whether this CPython was compiled with its C assertions enabled."""
-    flags = " ".join(str(sysconfig.get_config_var(name) or "") for name in ("OPT", "PY_CFLAGS"))
-    return "-DNDEBUG" not in flags.split()
-
-
-CPYTHON_ASSERTS = _cpython_asserts()
 
 
 class LockWait(NamedTuple):
@@ -82,9 +86,9 @@ class LockWait(NamedTuple):
 
     @property
     def wakeable(self) -> bool:
-        """Whether -ETIMEDOUT ends this wait silently (and without tripping
-        an assertion of CPython's: see the module's docstring)."""
-        return self.timed or (self.parked and not CPYTHON_ASSERTS)
+        """Whether -ETIMEDOUT ends this wait soundly and silently: a timed
+        wait on a semaphore (see the module's docstring)."""
+        return self.timed and not self.parked
 
     @property
     def result(self) -> int:

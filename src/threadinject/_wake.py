@@ -265,8 +265,9 @@ def _lock_verdict(frame: FrameType | None, blocked: _syscalls.Blocked, core: Mod
         # lock.acquire(timeout=5): raise TimeoutError` would raise its own
         return WakeResult(WakeStatus.DEFERRED, name), wait
     if not wait.wakeable:
-        why = "CPython's parking lot, which asserts" if wait.parked else "CPython's semaphore"
-        return WakeResult(WakeStatus.UNSAFE_TO_LAND, f"{name} (untimed, {why})"), wait
+        why = ("CPython's parking lot, which can hand the lock over after the wake" if wait.parked
+               else "untimed, CPython's semaphore")
+        return WakeResult(WakeStatus.UNSAFE_TO_LAND, f"{name} ({why})"), wait
     return WakeResult(WakeStatus.WOKEN, name), wait
 
 
