@@ -16,8 +16,8 @@ from threadinject import _syscalls
 DEMO = "import runpy; runpy.run_module('threadinject.demo', run_name='__main__')"
 
 
-@pytest.mark.skipif(not _syscalls.SUPPORTED, reason="the demo's blocked workers are woken on Linux x86-64 "
-                    "and aarch64 only (README, Backends and platforms); CI runs it there")
+@pytest.mark.skipif(not _syscalls.SUPPORTED, reason="the demo's blocked workers are woken where the "
+                    "system-call wake is (README, Backends and platforms); CI runs it on Linux x86-64")
 def test_the_demo_kills_every_worker_and_exits():
     result = run_python(DEMO, "c")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -28,7 +28,7 @@ def test_the_demo_kills_every_worker_and_exits():
     assert result.stderr == ""
 
 
-# the C backend wakes system calls on Linux x86-64 and aarch64 only
+# the C backend wakes system calls where _syscalls.SUPPORTED (README's platform table)
 @pytest.mark.parametrize("backend", ["ctypes"] if _syscalls.SUPPORTED else ["ctypes", "c"])
 def test_without_a_system_call_wake_the_demo_says_which_workers_it_could_not_end(backend):
     # the sleeping and reading workers stay (README, Backends and

@@ -22,7 +22,7 @@ from threadinject import ThreadKilled, _backends, _kill, _syscalls, _wake
 
 pytestmark = pytest.mark.skipif(
     not _syscalls.SUPPORTED or "c" not in _backends.NAMES,
-    reason="the wake signal exists on Linux x86-64 and aarch64 with the C backend only; elsewhere "
+    reason="the wake signal exists where the system-call wake is enabled, C backend; elsewhere "
            "free-threaded kill() schedules and re-checks (README, Limits)")
 
 class Boom(Exception):

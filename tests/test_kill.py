@@ -434,7 +434,7 @@ STUCK_AT_EXIT = textwrap.dedent("""
 @pytest.mark.parametrize("body", ["while True: pass", "time.sleep(1e6)"])
 def test_kill_at_exit_lets_the_program_end(backend, body):
     if body.startswith("time.sleep") and (backend == "ctypes" or not _syscalls.SUPPORTED):
-        pytest.skip("waking time.sleep needs the C backend on Linux x86-64 or aarch64 (README, Limits)")
+        pytest.skip("waking time.sleep needs the C backend and the system-call wake (README, Limits)")
     result = run_python(STUCK_AT_EXIT.format(body=body), backend)
     assert (result.returncode, result.stdout, result.stderr) == (0, "main done\n", "")
 

@@ -56,8 +56,8 @@ def run_stress(args: list[str], backend: str) -> None:
     assert "FAILURE" not in result.stdout and result.stderr == "", result.stdout + result.stderr
 
 
-@pytest.mark.skipif(not _syscalls.LOCK_WAITS, reason="lock waits are ended on Linux x86-64 only; elsewhere a "
-                    "kill lands at the hand-over (README, Limits)")
+@pytest.mark.skipif(not _syscalls.LOCK_WAITS, reason="lock waits are told apart on Linux x86-64 "
+                    "only; elsewhere a kill lands at the hand-over (README, Limits)")
 @pytest.mark.parametrize("seed", [1, 2])
 def test_short_stress_run_on_shared_locks(seed):
     # every worker contends for one Lock or RLock: kills land in lock waits

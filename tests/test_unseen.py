@@ -6,16 +6,14 @@ until the thread has used _wake.PAST_CALL_CPU_NS of CPU since; a futex wait
 of anything else (tracemalloc's lock, an io buffer's, a contended dict's)
 counts as running, or a thread contending for one all the time would never
 be killed (seen in stress runs with --tracemalloc on 3.13t).  These checks
-read /proc only, so they run on every build on Linux x86-64.
+read /proc only, so they run on every build on Linux x86-64 (glibc).
 """
 
 from __future__ import annotations
 
 import gc
 import os
-import platform
 import select
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -26,8 +24,8 @@ from conftest import JOIN_TIMEOUT, settled_in_futex_wait, syscall_of
 from threadinject import _locks, _syscalls, _wake
 
 pytestmark = pytest.mark.skipif(
-    not (sys.platform.startswith("linux") and platform.machine() == "x86_64"),
-    reason="reads /proc and the futex words of Linux x86-64 (elsewhere free-threaded kill() "
+    not _syscalls.LOCK_WAITS,
+    reason="reads /proc and the futex words of Linux x86-64 with glibc (elsewhere free-threaded kill() "
            "has nothing to judge by: README, Limits)")
 
 

@@ -1,5 +1,5 @@
 """kill() of threads blocked in system calls: Linux x86-64 and aarch64 (lock
-waits: x86-64), C backend.
+waits: x86-64), C backend, where README's platform table says so.
 
 Each kind of call runs in its own interpreter (a crash or hang is caught
 there), ROUNDS kills in a row; the interpreter must then run more code and
@@ -103,8 +103,9 @@ def program(setup: str, rounds: int, timeout: float, cleanup: str = "") -> str:
     return PROGRAM.format(setup=setup, rounds=rounds, timeout=timeout, cleanup=cleanup)
 
 
-@pytest.mark.skipif(not _syscalls.SUPPORTED, reason="system-call wake exists on Linux x86-64 and aarch64 "
-                    "only; elsewhere kill() of such a thread returns False, as the ctypes case below checks")
+@pytest.mark.skipif(not _syscalls.SUPPORTED, reason="system-call wake exists on Linux x86-64 and "
+                    "aarch64 (README's platform table); elsewhere kill() of such a thread returns False, "
+                    "as the ctypes case below checks")
 @pytest.mark.parametrize("call", sorted(SETUP))
 def test_kill_lands_in_blocked_system_call(call):
     result = run_python(program(SETUP[call], ROUNDS, 5, CLEANUP.get(call, "")), "c")
@@ -143,7 +144,7 @@ def test_kill_lands_in_lock_waits(call):
     assert result.stderr == ""
 
 
-@pytest.mark.skipif(not _syscalls.SUPPORTED, reason="system-call wake: Linux x86-64 and aarch64 only")
+@pytest.mark.skipif(not _syscalls.SUPPORTED, reason="system-call wake: where it is enabled (README)")
 @pytest.mark.parametrize("call", sorted(ENDED_BY_EINTR_FROM_315))
 def test_calls_only_cpython_315_ends_are_killed_there_and_reported_before(call):
     if sys.version_info >= (3, 15):
@@ -242,7 +243,7 @@ HAMMER = textwrap.dedent("""
 """)
 
 
-@pytest.mark.skipif(not _syscalls.SUPPORTED, reason="the wake signal exists on Linux x86-64 and aarch64 only")
+@pytest.mark.skipif(not _syscalls.SUPPORTED, reason="the wake signal exists where the wake is enabled")
 def test_threads_hammered_with_the_signal_compute_correct_results():
     result = run_python(HAMMER, "c", timeout=120)
     assert (result.returncode, result.stdout, result.stderr) == (0, "True True True\n", "")
@@ -267,7 +268,7 @@ OWN_HANDLER = textwrap.dedent("""
 """)
 
 
-@pytest.mark.skipif(not _syscalls.SUPPORTED, reason="the wake signal exists on Linux x86-64 and aarch64 only")
+@pytest.mark.skipif(not _syscalls.SUPPORTED, reason="the wake signal exists where the wake is enabled")
 def test_signals_that_are_not_ours_reach_the_handler_installed_before():
     result = run_python(OWN_HANDLER, "c")
     assert (result.returncode, result.stdout, result.stderr) == (0, "True True\n", "")

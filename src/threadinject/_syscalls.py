@@ -43,18 +43,50 @@ import time
 from typing import NamedTuple
 
 _MACHINE = platform.machine() if sys.platform.startswith("linux") else ""
+
+
+def _c_library() -> str:
+    """'glibc', 'musl', or '' (another, or not known)."""
+    try:
+        if (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc "):  # "glibc 2.36"
+            return "glibc"
+    except (ValueError, OSError):  # musl answers EINVAL
+        pass
+    try:
+        with open("/proc/self/maps") as f:
+            if any(_is_musl(line.split()[-1]) for line in f):
+                return "musl"
+    except OSError:
+        pass
+    return ""
+
+
+def _is_musl(path: str) -> bool:
+    """musl's C library, which is also its dynamic loader: Alpine maps it as
+    /lib/ld-musl-x86_64.so.1, Debian as /usr/lib/x86_64-linux-musl/libc.so."""
+    name = os.path.basename(path)
+    return name.startswith(("ld-musl-", "libc.musl-")) or os.path.dirname(path).endswith("-linux-musl")
+
+
+_LIBC = _c_library() if _MACHINE else ""
+_GIL = not sysconfig.get_config_var("Py_GIL_DISABLED")
 #: aarch64 releases the system-call wake is run on (tools/arm64-vm: Debian's
 #: arm64 3.9 from bullseye, 3.11 from bookworm, 3.13-3.15 from sid, GIL builds).
 #: No Debian release has an arm64 3.10 or 3.12, and the free-threaded paths,
 #: which judge futex waits from memory, are not run there: not enabled.
 _AARCH64_BEFORE_313_RUN_ON = ((3, 9), (3, 11))
-#: System calls are woken: x86-64; aarch64 where that is tested
-SUPPORTED = _MACHINE == "x86_64" or (
-    _MACHINE == "aarch64"
-    and (sys.version_info[:2] in _AARCH64_BEFORE_313_RUN_ON or sys.version_info >= (3, 13))
-    and not sysconfig.get_config_var("Py_GIL_DISABLED"))
+#: musl releases it is run on (x86-64, tools/musl-python: 3.13 built with
+#: musl-gcc; no registry here serves a musl CPython)
+_MUSL_RUN_ON = ((3, 13),)
+#: System calls are woken: where that is tested.  glibc: x86-64, and aarch64
+#: as above; musl: x86-64, as above.  Another C library (its semaphores, its
+#: system-call wrappers) gets PLATFORM_UNSUPPORTED.
+SUPPORTED = (_LIBC == "glibc" and (_MACHINE == "x86_64" or (
+    _MACHINE == "aarch64" and _GIL
+    and (sys.version_info[:2] in _AARCH64_BEFORE_313_RUN_ON or sys.version_info >= (3, 13))))
+) or (_LIBC == "musl" and _MACHINE == "x86_64" and _GIL and sys.version_info[:2] in _MUSL_RUN_ON)
 #: Lock waits are told apart and ended (_locks.py): x86-64 only, so far
-LOCK_WAITS = _MACHINE == "x86_64"
+LOCK_WAITS = SUPPORTED and _MACHINE == "x86_64"
 
 #: CPython raises a pending asynchronous exception after EINTR (gh-144748).
 CPYTHON_RAISES_AFTER_EINTR = sys.version_info >= (3, 15)
