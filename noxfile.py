@@ -6,12 +6,14 @@ the session's fresh venv and runs the suite against both backends.
 
   tests-3.9 ... tests-3.13   pyenv's CPythons
   tests-3.13t                free-threaded 3.13 from tools/freethreaded-python
+  tests_313_latest           the latest 3.13 release from tools/release-python (pyenv's is 3.13.0)
   tests_debian               Debian's 3.14 and 3.15 (tools/debian-pythons runs them in a
                              chroot): a wheel of each built there, and on 3.15 also the
                              abi3 wheel (THREADINJECT_LIMITED_API=1) built here, as a
                              release without a wheel of its own would install it
   debug                      a debug 3.13 (tools/debug-python): CPython's assertions, and
                              tests/test_refleaks.py also checks sys.gettotalrefcount()
+  musl                       a 3.13 on musl instead of glibc (tools/musl-python)
   arm64                      Linux aarch64: Debian's arm64 3.9, 3.11, 3.13-3.15 in a qemu-system VM
                              (tools/arm64-vm; not run by default: emulated, ~15x slower)
   lint                       mypy --strict, ruff, pyproject and cibuildwheel config
@@ -27,8 +29,10 @@ import glob
 import os
 import pathlib
 import shutil
+import sys
 
 import nox
+import tomllib
 
 ROOT = pathlib.Path(__file__).parent
 PYENV_VERSIONS = ["3.9", "3.10", "3.11", "3.12", "3.13"]
@@ -36,6 +40,8 @@ FREE_THREADED = "3.13t"
 DEBIAN_VERSIONS = ["3.14", "3.15"]
 FREE_THREADED_PREFIX = os.environ.get("FREETHREADED_PREFIX", "/var/tmp/python3.13t")
 DEBUG_PYTHON = os.environ.get("DEBUG_PREFIX", "/var/tmp/python3.13d") + "/bin/python3.13"
+RELEASE_PYTHON = os.environ.get("RELEASE_PREFIX", "/var/tmp/python3.13r") + "/bin/python3.13"
+MUSL_PYTHON = os.environ.get("MUSL_PREFIX", "/var/tmp/python3.13-musl") + "/bin/python3.13"
 
 # Make pyenv's interpreters and the free-threaded build findable as pythonX.Y.
 _pyenv = pathlib.Path(os.environ.get("PYENV_ROOT", pathlib.Path.home() / ".pyenv")) / "versions"
@@ -43,7 +49,7 @@ _extra = [str(p / "bin") for v in PYENV_VERSIONS for p in sorted(_pyenv.glob(f"{
 _extra.append(f"{FREE_THREADED_PREFIX}/bin")
 os.environ["PATH"] = os.pathsep.join([*_extra, os.environ.get("PATH", "")])
 
-nox.options.sessions = ["lint", "tests", "tests_debian", "debug", "no_compiler"]
+nox.options.sessions = ["lint", "tests", "tests_313_latest", "tests_debian", "debug", "musl", "no_compiler"]
 nox.options.error_on_missing_interpreters = True
 nox.options.reuse_existing_virtualenvs = False
 
@@ -68,6 +74,16 @@ def build_wheel(session: nox.Session, **env: str) -> str:
     return fixed
 
 
+def source_copy(session: nox.Session) -> pathlib.Path:
+    """A copy of the sources to build from: an in-tree build would reuse
+    build/'s objects, compiled by another interpreter or with other flags."""
+    tree = pathlib.Path(session.create_tmp()) / "src-tree"
+    shutil.rmtree(tree, ignore_errors=True)
+    shutil.copytree(ROOT, tree, ignore=shutil.ignore_patterns(
+        "build", ".nox", ".git", "wheelhouse", ".venv*", ".debian-venvs", ".arm64-venvs", "*.egg-info"))
+    return tree
+
+
 def run_suite(session: nox.Session, wheel: str) -> None:
     session.install(f"{wheel}[test]")
     session.chdir(str(ROOT / "tests"))  # not the source tree: the installed wheel is what runs
@@ -76,6 +92,14 @@ def run_suite(session: nox.Session, wheel: str) -> None:
 
 @nox.session(python=[*PYENV_VERSIONS, FREE_THREADED])
 def tests(session: nox.Session) -> None:
+    run_suite(session, build_wheel(session))
+
+
+@nox.session(python=RELEASE_PYTHON)
+def tests_313_latest(session: nox.Session) -> None:
+    """The latest 3.13 release: pyenv's 3.13 is 3.13.0, whose Lock waits on a
+    semaphore; later 3.13s (3.13.5, 3.13.15 checked) park it in PyMutex's
+    parking lot, as 3.14 does, with a GIL, which no other session has."""
     run_suite(session, build_wheel(session))
 
 
@@ -155,6 +179,40 @@ def debug(session: nox.Session) -> None:
     run_suite(session, build_wheel(session))
 
 
+@nox.session(python=False)
+def musl(session: nox.Session) -> None:
+    """The suite on CPython 3.13 linked against musl instead of glibc
+    (tools/musl-python builds it from Debian's source with musl-gcc), the
+    system-call and lock-wait wake included.  That build has no ssl module,
+    so the host's pip downloads the test tools (pure-Python wheels) for it.
+    The wheel is tested as built (linux_x86_64): auditwheel cannot make it a
+    musllinux wheel here, as Debian's musl calls its C library libc.so where
+    Alpine's, which cibuildwheel's musllinux images build on, calls it
+    libc.musl-x86_64.so.1."""
+    session.run(str(ROOT / "tools" / "musl-python"), external=True, silent=True)
+    tmp = pathlib.Path(session.create_tmp()).resolve()  # the tests run from ROOT/tests
+    wheels, built, venv = tmp / "wheels", tmp / "built", tmp / "venv"
+    for d in (wheels, built, venv):
+        shutil.rmtree(d, ignore_errors=True)
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        test_tools = tomllib.load(f)["project"]["optional-dependencies"]["test"]
+    session.run(sys.executable, "-m", "pip", "download", "-q", "-d", str(wheels), "--only-binary=:all:",
+                "--platform", "musllinux_1_2_x86_64", "--python-version", "3.13", "--implementation", "cp",
+                "setuptools>=77", *test_tools, external=True)
+    session.run(MUSL_PYTHON, "-m", "venv", str(venv), external=True)
+    python = str(venv / "bin" / "python")
+    install = [python, "-m", "pip", "install", "-q", "--no-index", "--find-links", str(wheels)]
+    session.run(*install, "setuptools>=77", external=True)
+    session.run(python, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(built),
+                str(source_copy(session)), env=BUILD_ENV, external=True)
+    (wheel,) = glob.glob(str(built / "threadinject-*.whl"))
+    session.run(*install, f"{wheel}[test]", external=True)
+    session.chdir(str(ROOT / "tests"))
+    session.run(python, "-c", "from threadinject import _core, _syscalls; assert _syscalls._LIBC == 'musl' "
+                "and _syscalls.SUPPORTED and _core.WAKE_SUPPORTED", external=True)
+    session.run(python, "-m", "pytest", "-p", "no:cacheprovider", *session.posargs, external=True)
+
+
 @nox.session(python="3.12")
 def lint(session: nox.Session) -> None:
     session.install("mypy", "ruff", "validate-pyproject[all]", "cibuildwheel", "check-jsonschema", "pytest")
@@ -223,12 +281,7 @@ def asan(session: nox.Session) -> None:
     PYTHONMALLOC=malloc, so ASan sees every allocation; child interpreters the
     tests start inherit both.  Any report fails the run.
     """
-    # a copy of the sources: an in-tree build would reuse build/'s objects,
-    # compiled without the sanitizers
-    tree = pathlib.Path(session.create_tmp()) / "src-tree"
-    shutil.rmtree(tree, ignore_errors=True)
-    shutil.copytree(ROOT, tree, ignore=shutil.ignore_patterns(
-        "build", ".nox", ".git", "wheelhouse", ".venv*", ".debian-venvs", ".arm64-venvs", "*.egg-info"))
+    tree = source_copy(session)  # not build/'s objects, compiled without the sanitizers
     env = {**BUILD_ENV, "CFLAGS": SANITIZE_FLAGS, "LDFLAGS": "-fsanitize=address,undefined"}
     session.install(f"{tree}[test]", env=env)
     core = glob.glob(f"{session.virtualenv.location}/lib/python*/site-packages/threadinject/_core*.so")
