@@ -9,6 +9,7 @@ calls not supported yet, kill() must report False (documented).
 
 from __future__ import annotations
 
+import os
 import sys
 import textwrap
 
@@ -167,6 +168,25 @@ def test_ctypes_backend_cannot_wake_system_calls():
     assert result.stdout.splitlines()[0] == "0 of 1 killed; [(False, ())]", result.stderr
     assert result.stderr == ""
 
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the C library is named on Linux only")
+def test_the_c_library_is_told_by_what_the_interpreter_runs_on():
+    # checked another way: the program interpreter (PT_INTERP) the python
+    # binary names, in its first pages: musl's loader is its C library
+    with open(os.path.realpath(sys.executable), "rb") as f:
+        head = f.read(1 << 16)
+    assert b"/ld-linux" in head or b"/ld-musl-" in head, "no program interpreter found"
+    assert _syscalls._LIBC == ("musl" if b"/ld-musl-" in head else "glibc")
+
+
+def test_musl_is_recognised_by_the_paths_it_is_mapped_at():
+    assert _syscalls._is_musl("/lib/ld-musl-x86_64.so.1")  # Alpine
+    assert _syscalls._is_musl("/lib/libc.musl-aarch64.so.1")
+    assert _syscalls._is_musl("/usr/lib/x86_64-linux-musl/libc.so")  # Debian's musl
+    assert not _syscalls._is_musl("/usr/lib/x86_64-linux-gnu/libc.so.6")
+    assert not _syscalls._is_musl("/lib64/ld-linux-x86-64.so.2")
+    assert not _syscalls._is_musl("[stack]")
 
 FOREIGN_FUTEX = textwrap.dedent("""
     import ctypes, threading, time
