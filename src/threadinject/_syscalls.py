@@ -45,6 +45,32 @@ from typing import NamedTuple
 _MACHINE = platform.machine() if sys.platform.startswith("linux") else ""
 
 
+def _read_mappings() -> list[tuple[int, int, bool, str]]:
+    """/proc/self/maps as (start, end, executable, path)."""
+    parsed = []
+    with open("/proc/self/maps") as f:
+        for line in f:
+            parts = line.split(maxsplit=5)
+            start, end = (int(x, 16) for x in parts[0].split("-"))
+            path = parts[5].strip() if len(parts) == 6 else ""
+            parsed.append((start, end, "x" in parts[1], path))
+    return parsed
+
+
+_maps: tuple[float, list[tuple[int, int, bool, str]]] = (0.0, [])
+
+
+def _mappings() -> list[tuple[int, int, bool, str]]:
+    """_read_mappings(), re-read at most once a second: a kill wakes
+    repeatedly, and parsing it each time starved the killing thread under
+    load (seen on 3.13t)."""
+    global _maps
+    now = time.monotonic()
+    if now - _maps[0] > 1.0:
+        _maps = (now, _read_mappings())
+    return _maps[1]
+
+
 def _c_library() -> str:
     """'glibc', 'musl', or '' (another, or not known)."""
     try:
@@ -53,9 +79,8 @@ def _c_library() -> str:
     except (ValueError, OSError):  # musl answers EINVAL
         pass
     try:
-        with open("/proc/self/maps") as f:
-            if any(_is_musl(line.split()[-1]) for line in f):
-                return "musl"
+        if any(_is_musl(path) for _, _, _, path in _read_mappings()):  # not cached: read once
+            return "musl"
     except OSError:
         pass
     return ""
@@ -297,27 +322,6 @@ def cpu_ticks(native_id: int) -> int:
 # cannot know.
 
 _INTERPRETER_MARKERS = ("/lib-dynload/", "libpython")
-
-
-_maps: tuple[float, list[tuple[int, int, bool, str]]] = (0.0, [])
-
-
-def _mappings() -> list[tuple[int, int, bool, str]]:
-    """/proc/self/maps as (start, end, executable, path), re-read at most
-    once a second: a kill wakes repeatedly, and parsing it each time starved
-    the killing thread under load (seen on 3.13t)."""
-    global _maps
-    now = time.monotonic()
-    if now - _maps[0] > 1.0:
-        parsed = []
-        with open("/proc/self/maps") as f:
-            for line in f:
-                parts = line.split(maxsplit=5)
-                start, end = (int(x, 16) for x in parts[0].split("-"))
-                path = parts[5].strip() if len(parts) == 6 else ""
-                parsed.append((start, end, "x" in parts[1], path))
-        _maps = (now, parsed)
-    return _maps[1]
 
 
 def _is_libc(path: str) -> bool:
