@@ -6,7 +6,7 @@ until the thread has used _wake.PAST_CALL_CPU_NS of CPU since; a futex wait
 of anything else (tracemalloc's lock, an io buffer's, a contended dict's)
 counts as running, or a thread contending for one all the time would never
 be killed (seen in stress runs with --tracemalloc on 3.13t).  These checks
-read /proc only, so they run on every build on Linux x86-64 (glibc).
+read /proc only, so they run on every build where _syscalls.LOCK_WAITS.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from threadinject import _locks, _syscalls, _wake
 
 pytestmark = pytest.mark.skipif(
     not _syscalls.LOCK_WAITS,
-    reason="reads /proc and the futex words of Linux x86-64 with glibc (elsewhere free-threaded kill() "
+    reason="reads /proc and the futex words where lock waits are told apart (elsewhere free-threaded kill() "
            "has nothing to judge by: README, Limits)")
 
 

@@ -22,9 +22,6 @@ from conftest import JOIN_TIMEOUT, settled_in_futex_wait, syscall_of
 
 from threadinject import ThreadKilled, WakeStatus, _frames, _syscalls
 
-# Lock waits are told apart on Linux x86-64 with glibc (_syscalls.LOCK_WAITS)
-LOCK_WAITS = _syscalls.LOCK_WAITS
-
 # Waiter bodies, compiled afresh for each test: the keyword-call case is about
 # a call site that runs for the first time.  work() is the protected work: it
 # waits until the test lets it finish, so no step of a test depends on how
@@ -71,7 +68,7 @@ LOCKS: dict[str, Callable[[], object]] = {"Lock": threading.Lock, "RLock": threa
 def expected_status(api: SimpleNamespace, pattern: str, kind: str) -> set[WakeStatus]:
     """What wake() may answer, from the facts the library probes (layout of
     the lock's wait, where exceptions land) rather than from version numbers."""
-    if not LOCK_WAITS:
+    if not _syscalls.LOCK_WAITS:
         return {WakeStatus.PLATFORM_UNSUPPORTED}
     if not _frames.READABLE:
         # no frame tells a with statement or a bare acquire from anything
@@ -221,7 +218,7 @@ def test_wake_of_a_lock_waiter_never_breaks_the_lock(api, pattern, kind, capfd):
     assert capfd.readouterr().err == ""
 
 
-@pytest.mark.skipif(not LOCK_WAITS, reason="lock waits are identified on Linux x86-64 (glibc) with the C "
+@pytest.mark.skipif(not _syscalls.LOCK_WAITS, reason="lock waits are identified on Linux x86-64 with the C "
                     "backend; elsewhere a kill lands when the lock is handed over (README, Limits)")
 @pytest.mark.parametrize("kind", sorted(LOCKS))
 @pytest.mark.parametrize("pattern", sorted(PATTERNS))
@@ -281,7 +278,7 @@ def judged_blocked(thread: threading.Thread, core: object) -> object:
 
 @pytest.mark.skipif(not _frames.READABLE, reason="kill()'s one-step end of a lock wait judges by frames, "
                     "which free-threaded builds cannot read (_frames.py): it runs on every GIL build")
-@pytest.mark.skipif(not LOCK_WAITS, reason="lock waits are ended on Linux x86-64 (glibc), C backend only")
+@pytest.mark.skipif(not _syscalls.LOCK_WAITS, reason="lock waits are ended on Linux x86-64, C backend only")
 @pytest.mark.parametrize("kind", sorted(LOCKS))
 def test_inject_if_at_ends_a_lock_wait_or_withdraws_the_exception(kind, capfd):
     # kill()'s step for a lock wait: the exception is scheduled and the wait
@@ -325,7 +322,7 @@ def test_inject_if_at_ends_a_lock_wait_or_withdraws_the_exception(kind, capfd):
 
 @pytest.mark.skipif(not _frames.READABLE, reason="kill()'s one-step end of a lock wait judges by frames, "
                     "which free-threaded builds cannot read (_frames.py): it runs on every GIL build")
-@pytest.mark.skipif(not LOCK_WAITS, reason="lock waits are ended on Linux x86-64 (glibc), C backend only")
+@pytest.mark.skipif(not _syscalls.LOCK_WAITS, reason="lock waits are ended on Linux x86-64, C backend only")
 def test_inject_if_at_gives_up_on_a_thread_that_does_not_take_the_signal(capfd):
     # A thread that blocks the signal (as one stopped by a debugger would
     # not run the handler): the call waits a bounded time holding the GIL,
@@ -333,7 +330,7 @@ def test_inject_if_at_gives_up_on_a_thread_that_does_not_take_the_signal(capfd):
     # delivered later changes nothing.
     import signal
 
-    from threadinject import _core, _syscalls
+    from threadinject import _core
 
     kind = next((kind for kind in sorted(LOCKS) if woken_pattern(kind) is not None), None)
     if kind is None:

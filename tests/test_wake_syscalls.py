@@ -169,7 +169,6 @@ def test_ctypes_backend_cannot_wake_system_calls():
     assert result.stderr == ""
 
 
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the C library is named on Linux only")
 def test_the_c_library_is_told_by_what_the_interpreter_runs_on():
     # checked another way: the program interpreter (PT_INTERP) the python
@@ -187,6 +186,7 @@ def test_musl_is_recognised_by_the_paths_it_is_mapped_at():
     assert not _syscalls._is_musl("/usr/lib/x86_64-linux-gnu/libc.so.6")
     assert not _syscalls._is_musl("/lib64/ld-linux-x86-64.so.2")
     assert not _syscalls._is_musl("[stack]")
+
 
 FOREIGN_FUTEX = textwrap.dedent("""
     import ctypes, threading, time
