@@ -23,11 +23,13 @@ read: that takes no frame apart.
 
 from __future__ import annotations
 
+import dis
+import functools
 import sys
 import sysconfig
 from types import CodeType, FrameType
 
-__all__ = ["READABLE", "innermost", "on_stack", "runs_python"]
+__all__ = ["READABLE", "calls_naming", "innermost", "on_stack", "runs_python"]
 
 #: Whether another thread's frames can be read here (GIL builds).
 READABLE = not sysconfig.get_config_var("Py_GIL_DISABLED")
@@ -55,3 +57,28 @@ def on_stack(ident: int | None, code: CodeType) -> bool:
 def runs_python(ident: int) -> bool:
     """Whether the thread `ident` runs Python code (readable everywhere)."""
     return ident in sys._current_frames()
+
+
+@functools.lru_cache(maxsize=512)
+def calls_naming(code: CodeType, names: frozenset[str]) -> frozenset[int]:
+    """Offsets of the call instructions of `code` that come after a load of
+    an attribute or a local variable named in `names` on the same line: the
+    positions (``f_lasti``) of a frame calling, say, ``waiter.acquire()``.
+    A heuristic by lines, which errs towards too many calls."""
+    offsets = set()
+    line, seen = None, False
+    for instruction in dis.get_instructions(code):
+        positions = getattr(instruction, "positions", None)  # 3.11+
+        now = positions.lineno if positions is not None else instruction.starts_line
+        if now is not None and now is not True and now != line:
+            line, seen = now, False
+        if instruction.opname in ("LOAD_ATTR", "LOAD_METHOD", "LOAD_SPECIAL") or \
+                instruction.opname.startswith("LOAD_FAST") or instruction.opname == "LOAD_DEREF":
+            # an attribute's name is the argval of LOAD_ATTR/LOAD_METHOD, the
+            # argrepr of 3.14's LOAD_SPECIAL (whose argval is an index); 3.13's
+            # LOAD_FAST_LOAD_FAST loads two locals (a tuple of names)
+            loaded = instruction.argval if isinstance(instruction.argval, tuple) else (instruction.argval,)
+            seen = seen or instruction.argrepr in names or any(name in names for name in loaded)
+        elif instruction.opname.startswith("CALL") and seen:
+            offsets.add(instruction.offset)
+    return frozenset(offsets)

@@ -85,7 +85,7 @@ _monitoring: Any = getattr(sys, "monitoring", None)
 # the package (the demo's workers are its users' code)
 _PACKAGE_DIR = os.path.dirname(__file__)
 _PRIVATE_MODULES = ("__init__", "_backends", "_ctypes_backend", "_errors", "_frames", "_kill", "_landing",
-                    "_locks", "_monitor", "_syscalls", "_types", "_wake")
+                    "_locks", "_monitor", "_sync_code", "_syscalls", "_types", "_wake")
 _SKIPPED_FILES = frozenset({threading.__file__, queue.__file__} | {
     os.path.join(_PACKAGE_DIR, name + ".py") for name in _PRIVATE_MODULES
 })

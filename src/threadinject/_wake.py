@@ -35,9 +35,7 @@ name as not supported.
 from __future__ import annotations
 
 import collections
-import dis
 import enum
-import functools
 import gc
 import sys
 import threading
@@ -45,7 +43,7 @@ import weakref
 from types import CodeType, FrameType, ModuleType
 from typing import Callable, NamedTuple, Protocol
 
-from . import _frames, _landing, _locks, _syscalls
+from . import _frames, _landing, _locks, _sync_code, _syscalls
 from ._errors import ThreadNotFoundError
 from ._types import PendingFn, ThreadArg
 
@@ -283,25 +281,11 @@ def _wake_lock_wait(frame: FrameType | None, native_id: int, blocked: _syscalls.
 _ACQUIRING = frozenset({"acquire", "__enter__", "_acquire_restore"})
 
 
-@functools.lru_cache(maxsize=512)
 def _acquire_calls(code: CodeType) -> frozenset[int]:
     """Offsets of the calls that may be a lock's acquire: calls on a line that
-    loads an attribute named acquire/__enter__/_acquire_restore before them
-    (a heuristic that errs towards too many: withholding costs a poll)."""
-    offsets = set()
-    line, seen = None, False
-    for instruction in dis.get_instructions(code):
-        positions = getattr(instruction, "positions", None)
-        now = positions.lineno if positions is not None else instruction.starts_line
-        if now is not None and now is not True and now != line:
-            line, seen = now, False
-        if instruction.opname in ("LOAD_ATTR", "LOAD_METHOD", "LOAD_SPECIAL"):
-            # the name is the argval of LOAD_ATTR/LOAD_METHOD, the argrepr of
-            # 3.14's LOAD_SPECIAL (whose argval is an index)
-            seen = seen or instruction.argval in _ACQUIRING or instruction.argrepr in _ACQUIRING
-        elif instruction.opname.startswith("CALL") and seen:
-            offsets.add(instruction.offset)
-    return frozenset(offsets)
+    loads a name acquire/__enter__/_acquire_restore before them (errs towards
+    too many: withholding costs a poll)."""
+    return _frames.calls_naming(code, _ACQUIRING)
 
 
 #: Judgement.syscall when /proc was not read (no system-call wake here), and
@@ -337,10 +321,12 @@ def unsafe_to_land(thread: threading.Thread, core: ModuleType | None) -> Judgeme
     withholds it until the thread is past that call.
 
     Unsafe: a thread blocked in a bare acquire() we cannot end
-    (UNSAFE_TO_LAND), and one that is at a call that may be an acquire
+    (UNSAFE_TO_LAND), one that is at a call that may be an acquire
     without being in a lock wait we end: running, or waiting for the GIL on
     its way back from a wait that has just succeeded (an exception scheduled
-    then lands at that call's return, holding the lock).
+    then lands at that call's return, holding the lock), and one in
+    threading's or queue's own code anywhere but at their waits
+    (_sync_code.py).
     """
     if not _frames.READABLE:
         # free-threaded: no frame to judge by, and the thread runs on while
@@ -364,9 +350,14 @@ def unsafe_to_land(thread: threading.Thread, core: ModuleType | None) -> Judgeme
             blocked = exc
     frame = _frames.innermost(thread.ident)
     lasti = frame.f_lasti if frame is not None else -1
-    if frame is None or _waiting_frame(frame) is not None:
-        # no Python code, a Condition wait (its waiter lock is wake()'s to
-        # release) or a join
+    if frame is None:
+        return Judgement(False, frame, lasti)  # no Python code
+    if _sync_code.in_critical_code(frame):
+        # in threading's or queue's own code, not at one of its waits: it
+        # would break the primitive for every other thread
+        return Judgement(True, frame, lasti)
+    if _waiting_frame(frame) is not None:
+        # a Condition wait (its waiter lock is wake()'s to release) or a join
         return Judgement(False, frame, lasti)
     if isinstance(blocked, OSError):  # not read, or the task is exiting
         return Judgement(at_acquire_call(frame), frame, lasti)
