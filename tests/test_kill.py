@@ -304,6 +304,58 @@ def test_ctypes_inject_if_at_reports_an_exception_taken_before_it_looked_again(m
     assert not thread.is_alive() and ended == ["KeyError"]
 
 
+@pytest.mark.skipif(not _frames.READABLE, reason="reads the thread's frames, which free-threaded builds "
+                    "do not allow (_frames.py); runs on every GIL build")
+def test_ctypes_inject_if_at_counts_a_delivery_under_way_as_scheduled(monkeypatch):
+    # moved on because it is receiving the exception: the carrier's Python
+    # code runs between taking it and popping it, the GIL can change hands
+    # there, and a cancel() then returns True although the exception is
+    # delivered all the same; reported withdrawn, kill() would schedule a
+    # second ThreadKilled (seen in the aarch64 VM, 3.9.2)
+    from threadinject import _ctypes_backend
+
+    ended = []
+
+    def spin():
+        try:
+            while True:
+                pass
+        except KeyError:
+            ended.append("KeyError")
+
+    taking, taken = threading.Event(), threading.Event()
+    real_take = _ctypes_backend._take_pending
+
+    def take_slowly():
+        taking.set()
+        taken.wait(JOIN_TIMEOUT)  # lets the GIL go inside the carrier
+        return real_take()
+
+    monkeypatch.setattr(_ctypes_backend, "_take_pending", take_slowly)
+    thread = threading.Thread(target=spin)
+    thread.start()
+    real_inject = _ctypes_backend.inject
+    injected = []
+
+    def inject_and_let_it_begin(target, exc):
+        real_inject(target, exc)
+        injected.append(exc)
+        assert taking.wait(JOIN_TIMEOUT)  # lets the GIL go: the thread takes it, in the carrier
+
+    monkeypatch.setattr(_ctypes_backend, "inject", inject_and_let_it_begin)
+    try:
+        deadline = time.monotonic() + JOIN_TIMEOUT
+        while not injected:  # the thread can move between our look and the check: look again
+            assert time.monotonic() < deadline, "never found where it was looked at"
+            judged = sys._current_frames()[thread.ident]
+            scheduled = _ctypes_backend._inject_if_at(thread, KeyError, judged, judged.f_lasti, 0, -1, 0)
+        assert scheduled is True
+    finally:
+        taken.set()
+        thread.join(JOIN_TIMEOUT)
+    assert not thread.is_alive() and ended == ["KeyError"]
+
+
 def test_kill_runs_finally_blocks(api, spawn):
     cleaned = threading.Event()
 

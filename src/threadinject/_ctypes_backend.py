@@ -98,6 +98,10 @@ def _deliver_as_subclass(cls: type, *args: object) -> BaseException:
     return _take_pending()
 
 
+#: The code a thread runs between taking an injected exception and receiving it
+_DELIVERY_CODES = frozenset({InjectedException.__new__.__code__, _deliver_as_subclass.__code__,
+                             _take_pending.__code__})
+
 _carriers: weakref.WeakKeyDictionary[type, type] = weakref.WeakKeyDictionary()
 
 
@@ -222,16 +226,34 @@ def _inject_if_at(thread: ThreadArg, exc: ExcArg, frame: object, lasti: int,
     if now is None or now is not frame or now.f_lasti != lasti:
         return False
     inject(thread, exc)
+    entry = _pending.get(ident)
     now = _frames.innermost(ident)
-    if now is not frame or now.f_lasti != lasti:
-        try:
-            withdrawn = cancel(thread)
-        except ThreadNotFoundError:
-            withdrawn = False  # it has taken it and ended
-        # taken already (it moved by unwinding): scheduled, as the caller
-        # must know, or it would schedule a second one into the unwinding
-        return not withdrawn
-    return True
+    if now is frame and now.f_lasti == lasti:
+        return True
+    try:
+        withdrawn = cancel(thread)
+    except ThreadNotFoundError:
+        return True  # it has taken it and ended
+    # Taken already (it moved by unwinding): scheduled, as the caller must
+    # know, or it would schedule a second one into the unwinding.  That
+    # includes a delivery under way: between taking the exception and
+    # popping it from _pending the thread runs the carrier's Python code,
+    # where the GIL can change hands, and a cancel() then is too late (it
+    # returns True, the exception is delivered all the same).  Seen in the
+    # aarch64 VM (3.9.2): kill() judged again and scheduled a second
+    # ThreadKilled, which landed after the thread had handled the first.
+    return not withdrawn or _delivering(ident) or _pending.get(ident) is not entry
+
+
+def _delivering(ident: int) -> bool:
+    """Whether the thread `ident` runs a carrier's code: it has taken an
+    injected exception and not yet received it (GIL builds)."""
+    frame = _frames.innermost(ident)
+    while frame is not None:
+        if frame.f_code in _DELIVERY_CODES:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def cancel(thread: ThreadArg, /) -> bool:
