@@ -1,14 +1,19 @@
-"""Plain inject() into threads looping on Event.wait(): does it leave the Event's lock held?
+"""Plain inject() or kill() into threads looping on Event.wait(): does it break the Event?
 
 README, Limits, "Landing in threading's own critical lines": an asynchronous
 exception that lands in Condition.__enter__ right after its acquire() leaves
-the condition's lock held, whoever injects it.  With a GIL the target only
-stops at a check or inside a C call, so it is rare; without one it runs
-while the exception is scheduled.  Injects one exception at a time (the
-next once the last has been handled), checks the lock after each, and says
-where the exceptions landed.
+the condition's lock held, one that lands in Condition.wait between queueing
+its waiter and its `try` leaves it with a stale waiter or its lock released
+twice, whoever injects it.  With a GIL the target only stops at a check or
+inside a C call, so it is rare; without one it runs while the exception is
+scheduled.  Injects one exception at a time (the next once the last has been
+handled), checks the lock after each, and says where the exceptions landed
+and how many of them in threading's code anywhere but at a waiter.acquire()
+call (its critical lines: the lock or the waiters may be broken even when
+the lock is free).  --kill: kill() instead (each kill ends a worker, which
+is replaced), which must never land there.
 
-    python tools/inject_critical_lines.py [injections]
+    python tools/inject_critical_lines.py [injections] [--kill]
 """
 
 import collections
@@ -42,45 +47,68 @@ def worker() -> None:
             inside[me] = True
             while not stop:
                 EVENT.wait(0.0002)
-        except Injected as exc:
+        except (Injected, threadinject.ThreadKilled) as exc:
             inside[me] = False
             where = traceback.extract_tb(exc.__traceback__)[-1]
-            landed[f"{where.name}:{where.lineno} {where.line}"] += 1
+            landed[f"{os.path.basename(where.filename)}:{where.name}:{where.lineno} {where.line}"] += 1
             handled[me] += 1
+            if isinstance(exc, threadinject.ThreadKilled):
+                return
+
+
+def in_critical_lines(where: str) -> bool:
+    """Whether a landing place (as `landed` names it) is in threading's code
+    other than a waiter.acquire() line."""
+    return where.startswith("threading.py:") and "waiter.acquire(" not in where
 
 
 def main() -> int:
     global stop
-    injections = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
+    kill = "--kill" in sys.argv[1:]
+    numbers = [arg for arg in sys.argv[1:] if arg != "--kill"]
+    injections = int(numbers[0]) if numbers else 5000
     workers = [threading.Thread(target=worker, daemon=True) for _ in range(4)]
     for thread in workers:
         thread.start()
-    verdict = f"the Event's lock still free after {injections} injections"
+    verdict = f"the Event's lock still free after {injections} {'kills' if kill else 'injections'}"
     for i in range(injections):
-        target = random.choice(workers)
+        slot = random.randrange(len(workers))
+        target = workers[slot]
         while not inside.get(target.ident):  # type: ignore[arg-type]
             time.sleep(0.0001)
         before = handled[target.ident]  # type: ignore[index]
-        threadinject.inject(target, Injected)
+        if kill:
+            if not threadinject.kill(target, 5):
+                verdict = f"kill {i + 1} did not end its thread within 5 s"
+                break
+            workers[slot] = threading.Thread(target=worker, daemon=True)
+            workers[slot].start()
+        else:
+            threadinject.inject(target, Injected)
         until = time.monotonic() + 2
         while handled[target.ident] == before and time.monotonic() < until:  # type: ignore[index]
             time.sleep(0.0001)
         lock = EVENT._cond._lock  # type: ignore[attr-defined]
         if not lock.acquire(timeout=1):
-            verdict = f"the Event's lock left held after {i + 1} injections"
+            verdict = f"the Event's lock left held after {i + 1} {'kills' if kill else 'injections'}"
             break
         lock.release()
     stop = True
     gil = "on" if getattr(sys, "_is_gil_enabled", lambda: True)() else "off"
-    print(f"{sys.version.split()[0]} (GIL {gil}): {verdict}; landed at:", flush=True)
+    critical = sum(count for where, count in landed.items() if in_critical_lines(where))
+    print(f"{sys.version.split()[0]} (GIL {gil}), {threadinject.backend} backend: {verdict}; "
+          f"{critical} landed in threading's critical lines; landed at:", flush=True)
     for where, count in landed.most_common():
         print(f"  {count:6} {where}", flush=True)
-    if verdict.startswith("the Event's lock left held"):
+    if verdict.startswith(("the Event's lock left held", "kill")):
         os._exit(1)  # its waiters can never end
     EVENT.set()
     for thread in workers:
         thread.join(5)
-    return 0
+    stale = len(EVENT._cond._waiters)  # type: ignore[attr-defined]
+    if stale:
+        print(f"{stale} stale waiters left in the Event's Condition", flush=True)
+    return 1 if stale or (kill and critical) else 0
 
 
 if __name__ == "__main__":
