@@ -62,12 +62,16 @@ def runs_python(ident: int) -> bool:
 @functools.lru_cache(maxsize=512)
 def calls_naming(code: CodeType, names: frozenset[str]) -> frozenset[int]:
     """Offsets of the call instructions of `code` that come after a load of
-    an attribute or a local variable named in `names` on the same line: the
-    positions (``f_lasti``) of a frame calling, say, ``waiter.acquire()``.
-    A heuristic by lines, which errs towards too many calls."""
-    offsets = set()
+    an attribute or a local variable named in `names` on the same line, and
+    of their inline caches: the positions (``f_lasti``) of a frame calling,
+    say, ``waiter.acquire()`` (the call's own offset while a C function runs
+    or as the call ends; on 3.11 and 3.12 its last cache entry while the
+    Python function it called runs).  A heuristic by lines, which errs
+    towards too many calls."""
+    offsets: set[int] = set()
     line, seen = None, False
-    for instruction in dis.get_instructions(code):
+    instructions = list(dis.get_instructions(code))
+    for instruction, following in zip(instructions, [*instructions[1:], None]):
         positions = getattr(instruction, "positions", None)  # 3.11+
         now = positions.lineno if positions is not None else instruction.starts_line
         if now is not None and now is not True and now != line:
@@ -80,5 +84,6 @@ def calls_naming(code: CodeType, names: frozenset[str]) -> frozenset[int]:
             loaded = instruction.argval if isinstance(instruction.argval, tuple) else (instruction.argval,)
             seen = seen or instruction.argrepr in names or any(name in names for name in loaded)
         elif instruction.opname.startswith("CALL") and seen:
-            offsets.add(instruction.offset)
+            end = following.offset if following is not None else instruction.offset + 2
+            offsets.update(range(instruction.offset, end, 2))
     return frozenset(offsets)

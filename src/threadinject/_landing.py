@@ -16,6 +16,18 @@ number) so that the wake policy follows the interpreter actually running:
   (Include/internal/pycore_opcode_metadata.h: CALL_KW lacks
   HAS_EVAL_BREAK_FLAG, CALL_KW_NON_PY has it), so the statements after the
   call run with the fake result first.
+
+And where an exception lands in a thread that was not in a call but stopped
+at a check to give the GIL to another thread (the thread kill() runs in):
+up to 3.12 at that very check, which reads the pending exception after it
+has taken the GIL back; from 3.13 at the *next* check, because
+``_Py_HandlePending`` reads the thread's eval breaker once, before it gives
+the GIL up, and acts on that copy (Python/ceval_gil.c, 3.13.5; the same
+code in 3.14 and 3.15).  A thread looping on ``lock.acquire(); try: ...
+finally: lock.release()``, seen stopped at the loop's back edge, took the
+kill right after its next acquire(): killed 200 times, it left the lock held
+14 times on 3.13.0 and 15 on 3.14.10 and 3.15.2, never on 3.12.1
+(2026-11-27).  next_checks() says where those next checks can be.
 """
 
 from __future__ import annotations
@@ -29,9 +41,22 @@ import time
 from types import CodeType, FrameType
 from typing import Callable
 
-__all__ = ["at_unchecked_call", "entering_with", "lands_inside_with"]
+__all__ = ["LANDS_AT_NEXT_CHECK", "at_unchecked_call", "entering_with", "lands_inside_with", "next_checks",
+           "with_exits"]
 
 _WITH_ENTRY = {"SETUP_WITH", "BEFORE_WITH"}  # 3.9-3.10, 3.11-3.13
+
+#: A thread stopped at a check to give up the GIL takes an exception
+#: scheduled meanwhile at its next check (see the module's docstring).
+LANDS_AT_NEXT_CHECK = sys.version_info >= (3, 13)
+
+# 3.13+ opcodes (next_checks() is used there only): where the eval breaker
+# is checked, in the code a thread runs on from a check (a call's end, or
+# the RESUME of the Python function it calls; a loop's back edge), how a
+# frame is left, and the jumps that do not fall through
+_RETURNS = frozenset({"RETURN_VALUE", "RETURN_CONST", "YIELD_VALUE"})
+_RAISES = frozenset({"RAISE_VARARGS", "RERAISE"})
+_ALWAYS_JUMPS = frozenset({"JUMP_FORWARD", "JUMP_BACKWARD_NO_INTERRUPT", "JUMP", "JUMP_NO_INTERRUPT"})
 
 
 @functools.lru_cache(maxsize=256)
@@ -59,6 +84,84 @@ def entering_with(frame: FrameType | None) -> bool:
 def _keyword_calls(code: CodeType) -> frozenset[int]:
     """Offsets of the keyword calls (CALL_KW, 3.13+) in the code."""
     return frozenset(i.offset for i in dis.get_instructions(code) if i.opname == "CALL_KW")
+
+
+@functools.lru_cache(maxsize=256)
+def with_exits(code: CodeType) -> frozenset[int]:
+    """Offsets of the calls of a with statement's __exit__ as its block ends
+    (3.11+: three Nones loaded, then the call)."""
+    offsets, nones = set(), 0
+    for instruction in dis.get_instructions(code):
+        if instruction.opname.startswith("CALL") and nones >= 3:
+            offsets.add(instruction.offset)
+        nones = nones + 1 if instruction.opname == "LOAD_CONST" and instruction.argval is None else 0
+    return frozenset(offsets)
+
+
+@functools.lru_cache(maxsize=1024)
+def _checks_after(code: CodeType, offset: int) -> tuple[frozenset[int], bool, bool]:
+    """From the instruction after `offset`, every path through `code` up to
+    its first check: the offsets of those checks (calls and back edges),
+    whether a path leaves the frame first (a return or a yield: the caller
+    goes on), and whether one raises first (the handlers' checks are not
+    followed).  A generic CALL_KW may not check (see the module's
+    docstring): counted, and followed past."""
+    instructions = list(dis.get_instructions(code))
+    index = {instruction.offset: i for i, instruction in enumerate(instructions)}
+    start = next((i for i, instruction in enumerate(instructions) if instruction.offset > offset),
+                 len(instructions))
+    if start and instructions[start - 1].opname == "JUMP_BACKWARD":  # stopped at a back edge: it goes on
+        start = index.get(instructions[start - 1].argval, start)     # at the loop's head
+    checks: set[int] = set()
+    leaves = raises = False
+    todo, seen = [start], set()
+    while todo:
+        i = todo.pop()
+        while i < len(instructions) and i not in seen:
+            seen.add(i)
+            instruction = instructions[i]
+            name = instruction.opname
+            if name.startswith("CALL") and not name.startswith("CALL_INTRINSIC"):
+                checks.add(instruction.offset)
+                if name != "CALL_KW":
+                    break
+            elif name == "JUMP_BACKWARD":
+                checks.add(instruction.offset)
+                break
+            elif name in _RETURNS:
+                leaves = True
+                break
+            elif name in _RAISES:
+                raises = True
+                break
+            if instruction.opcode in getattr(dis, "hasjump", ()) and instruction.argval in index:
+                if name in _ALWAYS_JUMPS:
+                    i = index[instruction.argval]
+                    continue
+                todo.append(index[instruction.argval])
+            i += 1
+    return frozenset(checks), leaves, raises
+
+
+def next_checks(frame: FrameType, depth: int = 16) -> list[tuple[FrameType, int]] | None:
+    """Where a thread stopped at a check in `frame` (at ``f_lasti``) can
+    next check for an asynchronous exception, 3.13+: (frame, offset of the
+    call or back edge) pairs, in this frame or, where a path returns first,
+    in its callers.  A call's check is at its end, or at the start of the
+    Python function it calls (the exception then comes out of the call,
+    nothing of the callee done).  None if it cannot be told: a path raises
+    first, or leaves more than `depth` frames."""
+    found: list[tuple[FrameType, int]] = []
+    current: FrameType | None = frame
+    while current is not None and depth > 0:
+        checks, leaves, raises = _checks_after(current.f_code, current.f_lasti)
+        if raises:
+            return None
+        found.extend((current, offset) for offset in sorted(checks))
+        if not leaves:
+            return found
+        current, depth = current.f_back, depth - 1
+    return found if current is None else None
 
 
 def _live_opname(frame: FrameType) -> str | None:

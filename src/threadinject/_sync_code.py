@@ -45,7 +45,7 @@ from types import CodeType, FrameType
 
 from . import _frames
 
-__all__ = ["in_critical_code"]
+__all__ = ["critical_at", "in_critical_code"]
 
 # The primitives whose methods keep shared state between statements; not
 # Thread (its run() only calls the target) nor Timer (it waits on an Event)
@@ -98,12 +98,21 @@ def in_critical_code(frame: FrameType | None) -> bool:
     `frame` could leave a threading or queue primitive broken: a frame of
     their code, this one or one further out, is at a position other than
     one of its waits (GIL builds: `frame` read holding the GIL)."""
+    return frame is not None and critical_at(frame, frame.f_lasti)
+
+
+def critical_at(frame: FrameType, offset: int) -> bool:
+    """in_critical_code() for an exception landing in `frame` at `offset`
+    (the frames it called having returned), on its way out through the
+    frames further out."""
     calls = _landing_calls()
-    innermost = True
-    while frame is not None:
-        landing = calls.get(frame.f_code)
-        if landing is not None and frame.f_lasti not in landing[0 if innermost else 1]:
-            return True
-        innermost = False
-        frame = frame.f_back
+    innermost: FrameType | None = frame
+    current: FrameType | None = frame
+    while current is not None:
+        landing = calls.get(current.f_code)
+        if landing is not None:
+            position = offset if current is innermost else current.f_lasti
+            if position not in landing[0 if current is innermost else 1]:
+                return True
+        current = current.f_back
     return False

@@ -315,6 +315,52 @@ class Judgement(NamedTuple):
     wake: tuple[int, int, int, int] | None = None
 
 
+_RELEASING = frozenset({"release", "__exit__", "__aexit__", "_release_save"})
+
+
+def _in_call(frame: FrameType, blocked: _syscalls.Blocked | OSError | None) -> bool:
+    """Whether the thread is inside the call its innermost frame is at (so
+    an exception scheduled now lands as that call returns), rather than
+    possibly stopped at a check to give up the GIL (3.13+: it lands at the
+    next check).  /proc tells: a system call other than a futex wait, an
+    untimed futex wait (the GIL's is timed: take_gil(), Python/ceval_gil.c),
+    or a timed one that is a Lock's or RLock's (_locks.identify()).  Where
+    /proc is not read, only the waits wake() ends are taken to be in their
+    call (a thread blocked in Event.wait() must stay killable there; README,
+    Limits)."""
+    if isinstance(blocked, OSError):
+        waiting = _waiting_frame(frame)
+        return waiting is frame and (waiting.f_code in _JOIN_CODES
+                                     or not _sync_code.critical_at(frame, frame.f_lasti))
+    if blocked is None:
+        return False  # on a CPU: in a C call that let the GIL go, or on its way to block
+    if blocked.number != _syscalls.FUTEX or blocked.args[3] == 0:
+        return True
+    return _syscalls.LOCK_WAITS and _locks.identify(frame, blocked) is not None
+
+
+def _lands_soundly(frame: FrameType, blocked: _syscalls.Blocked | OSError | None) -> bool:
+    """Whether an exception scheduled now into the thread whose innermost
+    frame is `frame` lands where it breaks none of threading's or queue's
+    primitives, and, where it lands at a next check (3.13+, a thread not in
+    a call: _landing.py), not right after an acquire() the thread has yet to
+    make, nor at the start of a Python release()/__exit__ it has yet to run
+    (the lock would stay held).  An exception landing at the call the
+    thread is at is judged by the caller (at_acquire_call(), lock waits)."""
+    landings = [(frame, frame.f_lasti)]
+    if _landing.LANDS_AT_NEXT_CHECK and not _in_call(frame, blocked):
+        following = _landing.next_checks(frame)
+        if following is None:
+            return False  # it raises first, or returns out of sight: unknown
+        for caller, offset in following:
+            code = caller.f_code
+            if (offset in _acquire_calls(code) or offset in _frames.calls_naming(code, _RELEASING)
+                    or offset in _landing.with_exits(code)):
+                return False
+        landings.extend(following)
+    return not any(_sync_code.critical_at(caller, offset) for caller, offset in landings)
+
+
 def unsafe_to_land(thread: threading.Thread, core: ModuleType | None) -> Judgement:
     """Whether an exception scheduled now could land right after a lock's
     acquire() succeeds, before the `try` that would release it; kill()
@@ -324,9 +370,10 @@ def unsafe_to_land(thread: threading.Thread, core: ModuleType | None) -> Judgeme
     (UNSAFE_TO_LAND), one that is at a call that may be an acquire
     without being in a lock wait we end: running, or waiting for the GIL on
     its way back from a wait that has just succeeded (an exception scheduled
-    then lands at that call's return, holding the lock), and one in
-    threading's or queue's own code anywhere but at their waits
-    (_sync_code.py).
+    then lands at that call's return, holding the lock), and one where the
+    exception would land in threading's or queue's own code anywhere but at
+    their waits (_sync_code.py), or, on 3.13+, at a next check that may be
+    an acquire's (_lands_soundly()).
     """
     if not _frames.READABLE:
         # free-threaded: no frame to judge by, and the thread runs on while
@@ -341,10 +388,10 @@ def unsafe_to_land(thread: threading.Thread, core: ModuleType | None) -> Judgeme
     blocked: _syscalls.Blocked | OSError | None = OSError()
     signal_blocked = False
     wakes_calls = core is not None and core.WAKE_SUPPORTED and _syscalls.SUPPORTED
-    if wakes_calls and thread.native_id is not None:
+    if _syscalls.SUPPORTED and thread.native_id is not None:  # either backend: _lands_soundly() reads it
         try:
             blocked = _syscalls.blocked_call(thread.native_id)
-            if blocked is not None and blocked.number == _syscalls.FUTEX:
+            if wakes_calls and blocked is not None and blocked.number == _syscalls.FUTEX:
                 signal_blocked = _syscalls.signal_blocked(thread.native_id, _syscalls.chosen_signal())
         except OSError as exc:  # the task is exiting
             blocked = exc
@@ -352,14 +399,12 @@ def unsafe_to_land(thread: threading.Thread, core: ModuleType | None) -> Judgeme
     lasti = frame.f_lasti if frame is not None else -1
     if frame is None:
         return Judgement(False, frame, lasti)  # no Python code
-    if _sync_code.in_critical_code(frame):
-        # in threading's or queue's own code, not at one of its waits: it
-        # would break the primitive for every other thread
+    if not _lands_soundly(frame, blocked):
         return Judgement(True, frame, lasti)
     if _waiting_frame(frame) is not None:
         # a Condition wait (its waiter lock is wake()'s to release) or a join
         return Judgement(False, frame, lasti)
-    if isinstance(blocked, OSError):  # not read, or the task is exiting
+    if not wakes_calls or isinstance(blocked, OSError):  # no wake, not read, or the task is exiting
         return Judgement(at_acquire_call(frame), frame, lasti)
     if blocked is None:
         return Judgement(at_acquire_call(frame), frame, lasti, RUNNING)
