@@ -11,9 +11,10 @@ handled), checks the lock after each, and says where the exceptions landed
 and how many of them in threading's code anywhere but at a waiter.acquire()
 call (its critical lines: the lock or the waiters may be broken even when
 the lock is free).  --kill: kill() instead (each kill ends a worker, which
-is replaced), which must never land there.
+is replaced), which must never land there.  --wait S: Event.wait(S)
+(default 0.0002; 0 keeps the workers running through threading's code).
 
-    python tools/inject_critical_lines.py [injections] [--kill]
+    python tools/inject_critical_lines.py [injections] [--kill] [--wait S]
 """
 
 import collections
@@ -38,6 +39,7 @@ handled: collections.Counter[int] = collections.Counter()
 
 
 inside: dict[int, bool] = {}  # whether the worker is inside its try
+WAIT = float(sys.argv[sys.argv.index("--wait") + 1]) if "--wait" in sys.argv else 0.0002
 
 
 def worker() -> None:
@@ -46,7 +48,7 @@ def worker() -> None:
         try:
             inside[me] = True
             while not stop:
-                EVENT.wait(0.0002)
+                EVENT.wait(WAIT)
         except (Injected, threadinject.ThreadKilled) as exc:
             inside[me] = False
             where = traceback.extract_tb(exc.__traceback__)[-1]
@@ -65,7 +67,8 @@ def in_critical_lines(where: str) -> bool:
 def main() -> int:
     global stop
     kill = "--kill" in sys.argv[1:]
-    numbers = [arg for arg in sys.argv[1:] if arg != "--kill"]
+    numbers = [arg for i, arg in enumerate(sys.argv[1:]) if arg not in ("--kill", "--wait")
+               and sys.argv[i] != "--wait"]
     injections = int(numbers[0]) if numbers else 5000
     workers = [threading.Thread(target=worker, daemon=True) for _ in range(4)]
     for thread in workers:
