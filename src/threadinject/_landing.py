@@ -98,8 +98,26 @@ def with_exits(code: CodeType) -> frozenset[int]:
     return frozenset(offsets)
 
 
-@functools.lru_cache(maxsize=1024)
+# _checks_after()'s answers, by id(code) with the code itself (kept alive):
+# a code object hashes its whole contents on every hash()
+_checks_cache: dict[int, tuple[CodeType, dict[int, tuple[frozenset[int], bool, bool]]]] = {}
+_CHECKS_CACHED = 512
+
+
 def _checks_after(code: CodeType, offset: int) -> tuple[frozenset[int], bool, bool]:
+    """_scan_checks(), cached."""
+    entry = _checks_cache.get(id(code))
+    if entry is None or entry[0] is not code:
+        if len(_checks_cache) >= _CHECKS_CACHED:
+            _checks_cache.clear()
+        entry = _checks_cache[id(code)] = (code, {})
+    found = entry[1].get(offset)
+    if found is None:
+        found = entry[1][offset] = _scan_checks(code, offset)
+    return found
+
+
+def _scan_checks(code: CodeType, offset: int) -> tuple[frozenset[int], bool, bool]:
     """From the instruction after `offset`, every path through `code` up to
     its first check: the offsets of those checks (calls and back edges),
     whether a path leaves the frame first (a return or a yield: the caller

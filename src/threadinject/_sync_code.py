@@ -74,9 +74,9 @@ def _nested(code: CodeType) -> list[CodeType]:
 
 
 @functools.cache
-def _landing_calls() -> dict[CodeType, tuple[frozenset[int], frozenset[int]]]:
-    """The primitives' code objects, each with the offsets where its frame
-    may be when innermost, and when further out."""
+def _codes() -> dict[int, CodeType]:
+    """The primitives' code objects by id() (no disassembly: cheap; by id:
+    a code object hashes its whole contents on every hash())."""
     codes: set[CodeType] = set()
     for cls in _CLASSES:
         for attribute in vars(cls).values():
@@ -85,12 +85,18 @@ def _landing_calls() -> dict[CodeType, tuple[frozenset[int], frozenset[int]]]:
                 code = getattr(function, "__code__", None)
                 if isinstance(code, CodeType):
                     codes.update(_nested(code))
-    condition_wait = threading.Condition.wait.__code__
-    return {
-        code: (_frames.calls_naming(code, _WAITER_WAITS) if code is condition_wait else frozenset(),
-               _frames.calls_naming(code, _WAITS))
-        for code in codes
-    }
+    return {id(code): code for code in codes}
+
+
+@functools.lru_cache(maxsize=256)
+def _landing_calls(code: CodeType) -> tuple[frozenset[int], frozenset[int]]:
+    """Where a frame of one of the primitives' code objects may be, when
+    innermost and when further out: disassembled the first time a thread
+    is found there (all of them at once took seconds on the first kill in
+    the aarch64 VM, with tracemalloc on)."""
+    if code is threading.Condition.wait.__code__:
+        return _frames.calls_naming(code, _WAITER_WAITS), _frames.calls_naming(code, _WAITS)
+    return frozenset(), _frames.calls_naming(code, _WAITS)
 
 
 def in_critical_code(frame: FrameType | None) -> bool:
@@ -105,14 +111,13 @@ def critical_at(frame: FrameType, offset: int) -> bool:
     """in_critical_code() for an exception landing in `frame` at `offset`
     (the frames it called having returned), on its way out through the
     frames further out."""
-    calls = _landing_calls()
-    innermost: FrameType | None = frame
+    codes = _codes()
     current: FrameType | None = frame
     while current is not None:
-        landing = calls.get(current.f_code)
-        if landing is not None:
-            position = offset if current is innermost else current.f_lasti
-            if position not in landing[0 if current is innermost else 1]:
+        if codes.get(id(current.f_code)) is current.f_code:
+            waits = _landing_calls(current.f_code)
+            position = offset if current is frame else current.f_lasti
+            if position not in waits[0 if current is frame else 1]:
                 return True
         current = current.f_back
     return False

@@ -322,21 +322,23 @@ def _in_call(frame: FrameType, blocked: _syscalls.Blocked | OSError | None) -> b
     """Whether the thread is inside the call its innermost frame is at (so
     an exception scheduled now lands as that call returns), rather than
     possibly stopped at a check to give up the GIL (3.13+: it lands at the
-    next check).  /proc tells: a system call other than a futex wait, an
-    untimed futex wait (the GIL's is timed: take_gil(), Python/ceval_gil.c),
-    or a timed one that is a Lock's or RLock's (_locks.identify()).  Where
-    /proc is not read, only the waits wake() ends are taken to be in their
-    call (a thread blocked in Event.wait() must stay killable there; README,
-    Limits)."""
-    if isinstance(blocked, OSError):
+    next check).  /proc tells: a system call other than a futex wait, or a
+    futex wait that is a Lock's or RLock's (_locks.identify()); any other
+    futex wait may be the GIL's, timed or not (the GIL's mutex is waited
+    for untimed: seen at a function's RESUME on 3.13.0).  Where /proc is
+    not read, or lock waits are not told apart, only the waits wake() ends
+    are taken to be in their call (a thread blocked in Event.wait() must
+    stay killable there; README, Limits)."""
+    if isinstance(blocked, OSError) or (
+            blocked is not None and blocked.number == _syscalls.FUTEX and not _syscalls.LOCK_WAITS):
         waiting = _waiting_frame(frame)
         return waiting is frame and (waiting.f_code in _JOIN_CODES
                                      or not _sync_code.critical_at(frame, frame.f_lasti))
     if blocked is None:
         return False  # on a CPU: in a C call that let the GIL go, or on its way to block
-    if blocked.number != _syscalls.FUTEX or blocked.args[3] == 0:
+    if blocked.number != _syscalls.FUTEX:
         return True
-    return _syscalls.LOCK_WAITS and _locks.identify(frame, blocked) is not None
+    return _locks.identify(frame, blocked) is not None
 
 
 def _lands_soundly(frame: FrameType, blocked: _syscalls.Blocked | OSError | None) -> bool:
