@@ -349,6 +349,8 @@ def _lands_soundly(frame: FrameType, blocked: _syscalls.Blocked | OSError | None
     make, nor at the start of a Python release()/__exit__ it has yet to run
     (the lock would stay held).  An exception landing at the call the
     thread is at is judged by the caller (at_acquire_call(), lock waits)."""
+    if frame.f_lasti + 2 in _landing.unprotected_cleanup(frame.f_code):
+        return False  # up to 3.10: it lands before the next instruction, in a finally's normal path
     landings = [(frame, frame.f_lasti)]
     if _landing.LANDS_AT_NEXT_CHECK and not _in_call(frame, blocked):
         following = _landing.next_checks(frame)
