@@ -125,7 +125,8 @@ def test_next_checks_follow_a_return_into_the_caller():
 
     def record():
         # inner() is at its call of record(), which a return follows
-        checks = _landing.next_checks(sys._getframe(1))
+        caller = sys._getframe(1)
+        checks = _landing.next_checks(caller, caller.f_lasti)
         assert checks is not None
         found.extend((f.f_code.co_name, offset) for f, offset in checks)
 

@@ -184,8 +184,8 @@ def _scan_checks(code: CodeType, offset: int) -> tuple[frozenset[int], bool, boo
     return frozenset(checks), leaves, raises
 
 
-def next_checks(frame: FrameType, depth: int = 16) -> list[tuple[FrameType, int]] | None:
-    """Where a thread stopped at a check in `frame` (at ``f_lasti``) can
+def next_checks(frame: FrameType, lasti: int, depth: int = 16) -> list[tuple[FrameType, int]] | None:
+    """Where a thread stopped at a check in `frame` (at `lasti`) can
     next check for an asynchronous exception, 3.13+: (frame, offset of the
     call or back edge) pairs, in this frame or, where a path returns first,
     in its callers.  A call's check is at its end, or at the start of the
@@ -195,7 +195,7 @@ def next_checks(frame: FrameType, depth: int = 16) -> list[tuple[FrameType, int]
     found: list[tuple[FrameType, int]] = []
     current: FrameType | None = frame
     while current is not None and depth > 0:
-        checks, leaves, raises = _checks_after(current.f_code, current.f_lasti)
+        checks, leaves, raises = _checks_after(current.f_code, lasti if current is frame else current.f_lasti)
         if raises:
             return None
         found.extend((current, offset) for offset in sorted(checks))

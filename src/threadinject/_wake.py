@@ -318,7 +318,7 @@ class Judgement(NamedTuple):
 _RELEASING = frozenset({"release", "__exit__", "__aexit__", "_release_save"})
 
 
-def _in_call(frame: FrameType, blocked: _syscalls.Blocked | OSError | None) -> bool:
+def _in_call(frame: FrameType, lasti: int, blocked: _syscalls.Blocked | OSError | None) -> bool:
     """Whether the thread is inside the call its innermost frame is at (so
     an exception scheduled now lands as that call returns), rather than
     possibly stopped at a check to give up the GIL (3.13+: it lands at the
@@ -333,7 +333,7 @@ def _in_call(frame: FrameType, blocked: _syscalls.Blocked | OSError | None) -> b
             blocked is not None and blocked.number == _syscalls.FUTEX and not _syscalls.LOCK_WAITS):
         waiting = _waiting_frame(frame)
         return waiting is frame and (waiting.f_code in _JOIN_CODES
-                                     or not _sync_code.critical_at(frame, frame.f_lasti))
+                                     or not _sync_code.critical_at(frame, lasti))
     if blocked is None:
         return False  # on a CPU: in a C call that let the GIL go, or on its way to block
     if blocked.number != _syscalls.FUTEX:
@@ -341,19 +341,22 @@ def _in_call(frame: FrameType, blocked: _syscalls.Blocked | OSError | None) -> b
     return _locks.identify(frame, blocked) is not None
 
 
-def _lands_soundly(frame: FrameType, blocked: _syscalls.Blocked | OSError | None) -> bool:
+def _lands_soundly(frame: FrameType, lasti: int, blocked: _syscalls.Blocked | OSError | None) -> bool:
     """Whether an exception scheduled now into the thread whose innermost
     frame is `frame` lands where it breaks none of threading's or queue's
     primitives, and, where it lands at a next check (3.13+, a thread not in
     a call: _landing.py), not right after an acquire() the thread has yet to
     make, nor at the start of a Python release()/__exit__ it has yet to run
     (the lock would stay held).  An exception landing at the call the
-    thread is at is judged by the caller (at_acquire_call(), lock waits)."""
-    if frame.f_lasti + 2 in _landing.unprotected_cleanup(frame.f_code):
+    thread is at is judged by the caller (at_acquire_call(), lock waits).
+    `lasti`: where the frame was when read (_in_call() can let the GIL go:
+    the thread may move meanwhile, and _inject_if_at() schedules only if
+    it is back there)."""
+    if lasti + 2 in _landing.unprotected_cleanup(frame.f_code):
         return False  # up to 3.10: it lands before the next instruction, in a finally's normal path
-    landings = [(frame, frame.f_lasti)]
-    if _landing.LANDS_AT_NEXT_CHECK and not _in_call(frame, blocked):
-        following = _landing.next_checks(frame)
+    landings = [(frame, lasti)]
+    if _landing.LANDS_AT_NEXT_CHECK and not _in_call(frame, lasti, blocked):
+        following = _landing.next_checks(frame, lasti)
         if following is None:
             return False  # it raises first, or returns out of sight: unknown
         for caller, offset in following:
@@ -365,10 +368,11 @@ def _lands_soundly(frame: FrameType, blocked: _syscalls.Blocked | OSError | None
     return not any(_sync_code.critical_at(caller, offset) for caller, offset in landings)
 
 
-def unsafe_to_land(thread: threading.Thread, core: ModuleType | None) -> Judgement:
-    """Whether an exception scheduled now could land right after a lock's
-    acquire() succeeds, before the `try` that would release it; kill()
-    withholds it until the thread is past that call.
+def _unsafe_as_read(thread: threading.Thread, core: ModuleType | None) -> Judgement:
+    """unsafe_to_land() from what was read of the thread: whether an
+    exception scheduled now could land right after a lock's acquire()
+    succeeds, before the `try` that would release it; kill() withholds it
+    until the thread is past that call.
 
     Unsafe: a thread blocked in a bare acquire() we cannot end
     (UNSAFE_TO_LAND), one that is at a call that may be an acquire
@@ -403,25 +407,25 @@ def unsafe_to_land(thread: threading.Thread, core: ModuleType | None) -> Judgeme
     lasti = frame.f_lasti if frame is not None else -1
     if frame is None:
         return Judgement(False, frame, lasti)  # no Python code
-    if not _lands_soundly(frame, blocked):
+    if not _lands_soundly(frame, lasti, blocked):
         return Judgement(True, frame, lasti)
     if _waiting_frame(frame) is not None:
         # a Condition wait (its waiter lock is wake()'s to release) or a join
         return Judgement(False, frame, lasti)
     if not wakes_calls or isinstance(blocked, OSError):  # no wake, not read, or the task is exiting
-        return Judgement(at_acquire_call(frame), frame, lasti)
+        return Judgement(lasti in _acquire_calls(frame.f_code), frame, lasti)
     if blocked is None:
-        return Judgement(at_acquire_call(frame), frame, lasti, RUNNING)
+        return Judgement(lasti in _acquire_calls(frame.f_code), frame, lasti, RUNNING)
     if blocked.number != _syscalls.FUTEX:
         return Judgement(False, frame, lasti, blocked.number, blocked.arg0)  # in another system call
     if not _syscalls.LOCK_WAITS:
         # lock waits are not told apart here (aarch64): by the frame alone
-        return Judgement(at_acquire_call(frame), frame, lasti)
+        return Judgement(lasti in _acquire_calls(frame.f_code), frame, lasti)
     assert core is not None
     verdict, wait = _lock_verdict(frame, blocked, core)
     if wait is None:
         # any other futex (the GIL's) is as safe as the call the thread is at
-        return Judgement(at_acquire_call(frame), frame, lasti, RUNNING)
+        return Judgement(lasti in _acquire_calls(frame.f_code), frame, lasti, RUNNING)
     if verdict.status is WakeStatus.WOKEN:
         # safe if ended as the exception is scheduled (kill() does so); a
         # wait the signal cannot reach would end with the lock
@@ -429,6 +433,25 @@ def unsafe_to_land(thread: threading.Thread, core: ModuleType | None) -> Judgeme
         return Judgement(signal_blocked, frame, lasti, blocked.number, blocked.arg0, ending)
     # a lock wait wake() defers is safe
     return Judgement(verdict.status is WakeStatus.UNSAFE_TO_LAND, frame, lasti, blocked.number, blocked.arg0)
+
+
+def unsafe_to_land(thread: threading.Thread, core: ModuleType | None) -> Judgement:
+    """Whether an exception scheduled now into `thread` could land where it
+    leaves a lock held or a primitive broken (_unsafe_as_read()); also
+    unsafe for a thread that is no longer where it was judged: identifying
+    a lock wait reads memory, which lets the GIL go, and the thread runs
+    meanwhile.  In the aarch64 VM (3.13.18) a thread read at its acquire()
+    call had got the lock and run on by the time that call was looked at
+    (the live frame's position then), was judged safe, was back at the call
+    in its next round when _inject_if_at() checked, and took the kill right
+    after its acquire() returned: the lock stayed held.  Positions are now
+    judged as read, and a thread that has moved meanwhile is judged again
+    at the next poll."""
+    judged = _unsafe_as_read(thread, core)
+    if judged.frame is not None and not judged.unsafe and (
+            _frames.innermost(thread.ident) is not judged.frame or judged.frame.f_lasti != judged.lasti):
+        return judged._replace(unsafe=True)
+    return judged
 
 
 #: Which futex wait a thread is in: its futex word and how often it had
