@@ -361,7 +361,7 @@ def _lands_soundly(frame: FrameType, lasti: int, blocked: _syscalls.Blocked | OS
             return False  # it raises first, or returns out of sight: unknown
         for caller, offset in following:
             code = caller.f_code
-            if (offset in _acquire_calls(code) or offset in _frames.calls_naming(code, _RELEASING)
+            if (at_acquire_call(caller, offset) or offset in _frames.calls_naming(code, _RELEASING)
                     or offset in _landing.with_exits(code)):
                 return False
         landings.extend(following)
@@ -413,19 +413,19 @@ def _unsafe_as_read(thread: threading.Thread, core: ModuleType | None) -> Judgem
         # a Condition wait (its waiter lock is wake()'s to release) or a join
         return Judgement(False, frame, lasti)
     if not wakes_calls or isinstance(blocked, OSError):  # no wake, not read, or the task is exiting
-        return Judgement(lasti in _acquire_calls(frame.f_code), frame, lasti)
+        return Judgement(at_acquire_call(frame, lasti), frame, lasti)
     if blocked is None:
-        return Judgement(lasti in _acquire_calls(frame.f_code), frame, lasti, RUNNING)
+        return Judgement(at_acquire_call(frame, lasti), frame, lasti, RUNNING)
     if blocked.number != _syscalls.FUTEX:
         return Judgement(False, frame, lasti, blocked.number, blocked.arg0)  # in another system call
     if not _syscalls.LOCK_WAITS:
         # lock waits are not told apart here (aarch64): by the frame alone
-        return Judgement(lasti in _acquire_calls(frame.f_code), frame, lasti)
+        return Judgement(at_acquire_call(frame, lasti), frame, lasti)
     assert core is not None
     verdict, wait = _lock_verdict(frame, blocked, core)
     if wait is None:
         # any other futex (the GIL's) is as safe as the call the thread is at
-        return Judgement(lasti in _acquire_calls(frame.f_code), frame, lasti, RUNNING)
+        return Judgement(at_acquire_call(frame, lasti), frame, lasti, RUNNING)
     if verdict.status is WakeStatus.WOKEN:
         # safe if ended as the exception is scheduled (kill() does so); a
         # wait the signal cannot reach would end with the lock
@@ -660,9 +660,10 @@ def inject_in_call(core: ModuleType | None, thread: threading.Thread, exc: BaseE
                                      substitute.zero_fdsets, rewrite))
 
 
-def at_acquire_call(frame: FrameType | None) -> bool:
-    """Whether the frame is at a call that may be a lock's acquire."""
-    return frame is not None and frame.f_lasti in _acquire_calls(frame.f_code)
+def at_acquire_call(frame: FrameType, lasti: int) -> bool:
+    """Whether the frame, at `lasti` (where it was read), is at a call that
+    may be a lock's acquire."""
+    return lasti in _acquire_calls(frame.f_code)
 
 
 def _blocked_call_of(thread: threading.Thread | None) -> _syscalls.Blocked | WakeResult:
