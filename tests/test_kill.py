@@ -145,6 +145,47 @@ def test_kill_withheld_at_a_call_the_thread_then_blocks_in_still_lands(api, spaw
     assert isinstance(target.caught, ThreadKilled)
 
 
+@pytest.mark.skipif(not _frames.READABLE, reason="positions are judged by frames, which free-threaded "
+                    "builds cannot read (_frames.py): it runs on every GIL build")
+def test_a_thread_that_moves_while_judged_is_judged_unsafe(api, spawn, monkeypatch):
+    # Judging a thread can let the GIL go (reading /proc, identifying a
+    # lock wait); the thread runs on meanwhile.  A verdict on where it was
+    # read is then about a place it has left (in the aarch64 VM a thread
+    # read at its acquire() took the kill just after the acquire returned):
+    # unsafe_to_land() must answer unsafe, to be asked again at the next poll.
+    from threadinject import _wake
+
+    go: list[bool] = []
+    moved = threading.Event()
+
+    def body(stop):
+        while not go:  # spins with no call: read here, a place safe to land
+            pass
+        moved.set()
+        stop.wait(JOIN_TIMEOUT)
+
+    judge = _wake._lands_soundly
+
+    def lands_soundly_while_the_thread_moves(frame, lasti, blocked):
+        if not go:
+            go.append(True)
+            assert moved.wait(JOIN_TIMEOUT)  # lets the GIL go, as _locks.identify() may
+        return judge(frame, lasti, blocked)
+
+    target = spawn(body)
+    monkeypatch.setattr(_wake, "_lands_soundly", lands_soundly_while_the_thread_moves)
+    try:
+        judged = api.unsafe_to_land(target.thread)
+    finally:
+        go.append(True)  # however the judgement went, the thread stops spinning
+    assert len(go) == 2, "the thread was not judged by its position"
+    assert judged.frame is not None and judged.frame.f_code is body.__code__  # read while spinning
+    assert judged.unsafe is True
+    monkeypatch.undo()
+    assert api.kill(target.thread, JOIN_TIMEOUT) is True
+    assert isinstance(target.caught, ThreadKilled)
+
+
 def _core_wakes() -> bool:
     from threadinject import _core
 
