@@ -304,15 +304,8 @@ def test_ctypes_inject_if_at_withdraws_when_the_thread_moved_before_the_injectio
     assert not thread.is_alive()
 
 
-@pytest.mark.skipif(not _frames.READABLE, reason="reads the thread's frames, which free-threaded builds "
-                    "do not allow (_frames.py); runs on every GIL build")
-def test_ctypes_inject_if_at_reports_an_exception_taken_before_it_looked_again(monkeypatch):
-    # moved on because it took the exception and is unwinding (or gone): it
-    # was scheduled; kill() would otherwise send a second one into the unwinding
-    from threadinject import _ctypes_backend
-
-    ended = []
-
+def _spinning_until_key_error(ended: list[str]) -> threading.Thread:
+    """A started thread spinning (no call) until a KeyError, which it records in `ended`."""
     def spin():
         try:
             while True:
@@ -322,6 +315,33 @@ def test_ctypes_inject_if_at_reports_an_exception_taken_before_it_looked_again(m
 
     thread = threading.Thread(target=spin)
     thread.start()
+    return thread
+
+
+def _inject_if_at_where_it_spins(thread: threading.Thread, injected: list[object]) -> bool:
+    """The ctypes _inject_if_at() of a KeyError at the position `thread` is
+    read at, tried until its (patched) inject() has run, which appends to
+    `injected`: the thread can move between the look and the check."""
+    from threadinject import _ctypes_backend
+
+    deadline = time.monotonic() + JOIN_TIMEOUT
+    while True:
+        assert time.monotonic() < deadline, "never found where it was looked at"
+        judged = sys._current_frames()[thread.ident]  # type: ignore[index]
+        scheduled = _ctypes_backend._inject_if_at(thread, KeyError, judged, judged.f_lasti, 0, -1, 0)
+        if injected:
+            return bool(scheduled)
+
+
+@pytest.mark.skipif(not _frames.READABLE, reason="reads the thread's frames, which free-threaded builds "
+                    "do not allow (_frames.py); runs on every GIL build")
+def test_ctypes_inject_if_at_reports_an_exception_taken_before_it_looked_again(monkeypatch):
+    # moved on because it took the exception and is unwinding (or gone): it
+    # was scheduled; kill() would otherwise send a second one into the unwinding
+    from threadinject import _ctypes_backend
+
+    ended: list[str] = []
+    thread = _spinning_until_key_error(ended)
     real_inject = _ctypes_backend.inject
     injected = []
 
@@ -332,12 +352,7 @@ def test_ctypes_inject_if_at_reports_an_exception_taken_before_it_looked_again(m
 
     monkeypatch.setattr(_ctypes_backend, "inject", inject_and_let_it_land)
     try:
-        deadline = time.monotonic() + JOIN_TIMEOUT
-        while not injected:  # the thread can move between our look and the check: look again
-            assert time.monotonic() < deadline, "never found where it was looked at"
-            judged = sys._current_frames()[thread.ident]
-            scheduled = _ctypes_backend._inject_if_at(thread, KeyError, judged, judged.f_lasti, 0, -1, 0)
-        assert scheduled is True
+        assert _inject_if_at_where_it_spins(thread, injected) is True
     finally:
         if thread.is_alive():
             real_inject(thread, KeyError)
@@ -355,15 +370,7 @@ def test_ctypes_inject_if_at_counts_a_delivery_under_way_as_scheduled(monkeypatc
     # second ThreadKilled (seen in the aarch64 VM, 3.9.2)
     from threadinject import _ctypes_backend
 
-    ended = []
-
-    def spin():
-        try:
-            while True:
-                pass
-        except KeyError:
-            ended.append("KeyError")
-
+    ended: list[str] = []
     taking, taken = threading.Event(), threading.Event()
     real_take = _ctypes_backend._take_pending
 
@@ -373,8 +380,7 @@ def test_ctypes_inject_if_at_counts_a_delivery_under_way_as_scheduled(monkeypatc
         return real_take()
 
     monkeypatch.setattr(_ctypes_backend, "_take_pending", take_slowly)
-    thread = threading.Thread(target=spin)
-    thread.start()
+    thread = _spinning_until_key_error(ended)
     real_inject = _ctypes_backend.inject
     injected = []
 
@@ -385,12 +391,7 @@ def test_ctypes_inject_if_at_counts_a_delivery_under_way_as_scheduled(monkeypatc
 
     monkeypatch.setattr(_ctypes_backend, "inject", inject_and_let_it_begin)
     try:
-        deadline = time.monotonic() + JOIN_TIMEOUT
-        while not injected:  # the thread can move between our look and the check: look again
-            assert time.monotonic() < deadline, "never found where it was looked at"
-            judged = sys._current_frames()[thread.ident]
-            scheduled = _ctypes_backend._inject_if_at(thread, KeyError, judged, judged.f_lasti, 0, -1, 0)
-        assert scheduled is True
+        assert _inject_if_at_where_it_spins(thread, injected) is True
     finally:
         taken.set()
         thread.join(JOIN_TIMEOUT)

@@ -98,9 +98,10 @@ def _deliver_as_subclass(cls: type, *args: object) -> BaseException:
     return _take_pending()
 
 
-#: The code a thread runs between taking an injected exception and receiving it
-_DELIVERY_CODES = frozenset({InjectedException.__new__.__code__, _deliver_as_subclass.__code__,
-                             _take_pending.__code__})
+#: The code a thread runs between taking an injected exception and receiving
+#: it, by id(): matched by identity, as code objects compare by content
+_DELIVERY_CODES = {id(code): code for code in (
+    InjectedException.__new__.__code__, _deliver_as_subclass.__code__, _take_pending.__code__)}
 
 _carriers: weakref.WeakKeyDictionary[type, type] = weakref.WeakKeyDictionary()
 
@@ -250,7 +251,7 @@ def _delivering(ident: int) -> bool:
     injected exception and not yet received it (GIL builds)."""
     frame = _frames.innermost(ident)
     while frame is not None:
-        if frame.f_code in _DELIVERY_CODES:
+        if _DELIVERY_CODES.get(id(frame.f_code)) is frame.f_code:
             return True
         frame = frame.f_back
     return False
