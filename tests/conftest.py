@@ -14,7 +14,7 @@ from typing import Callable
 
 import pytest
 
-from threadinject import _backends, _frames, _syscalls, _wake
+from threadinject import ThreadKilled, _backends, _frames, _syscalls, _wake
 from threadinject._kill import make_kill
 from threadinject._wake import make_wake, unsafe_to_land
 
@@ -91,6 +91,31 @@ def spawn() -> Iterator[Callable[[Callable[[threading.Event], object]], Target]]
         target.thread.join(JOIN_TIMEOUT)
     stuck = [t.thread for t in targets if t.thread.is_alive()]
     assert not stuck, f"threads still running after the test: {stuck}"
+
+
+def kill_each(api: SimpleNamespace, body: Callable[[list[BaseException], threading.Event], object],
+              after: Callable[[], object], kills: int) -> None:
+    """Start `body(ended, running)` in a thread `kills` times, kill it once
+    it has set `running` and run a moment, and call after() once it has
+    ended; `body` records in `ended` how it ended (one ThreadKilled)."""
+    for _ in range(kills):
+        ended: list[BaseException] = []
+        running = threading.Event()
+        thread = threading.Thread(target=body, args=(ended, running), daemon=True)
+        thread.start()
+        try:
+            assert running.wait(JOIN_TIMEOUT)
+            time.sleep(0.001)  # round its loop a while
+            assert api.kill(thread, JOIN_TIMEOUT) is True
+            thread.join(JOIN_TIMEOUT)
+        finally:
+            deadline = time.monotonic() + JOIN_TIMEOUT
+            while thread.is_alive() and time.monotonic() < deadline:  # kill() failed: end it anyhow
+                api.inject(thread, ThreadKilled)
+                thread.join(0.1)
+        assert not thread.is_alive()
+        assert [type(e) for e in ended] == [ThreadKilled], ended
+        after()
 
 
 def busy(stop: threading.Event) -> None:

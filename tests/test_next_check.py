@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import sys
 import threading
-import time
 
 import pytest
-from conftest import JOIN_TIMEOUT
+from conftest import kill_each
 
 from threadinject import ThreadKilled, _frames, _landing
 
@@ -29,23 +28,6 @@ pytestmark = pytest.mark.skipif(
     not _frames.READABLE,
     reason="kill() judges a running thread by its frames on GIL builds only; free-threaded builds never "
            "schedule into one (the thread raises the kill itself: _monitor.py, tests/test_monitor.py)")
-
-def _kill_each(api, body, after, kills):
-    """Start `body(ended)` in a thread `kills` times, kill it once it runs,
-    and call after() once it has ended; `ended` records how it ended."""
-    for _ in range(kills):
-        ended = []
-        running = threading.Event()
-        thread = threading.Thread(target=body, args=(ended, running), daemon=True)
-        thread.start()
-        assert running.wait(JOIN_TIMEOUT)
-        time.sleep(0.001)  # round its loop a while
-        assert api.kill(thread, JOIN_TIMEOUT) is True
-        thread.join(JOIN_TIMEOUT)
-        assert not thread.is_alive()
-        assert [type(e) for e in ended] == [ThreadKilled], ended
-        after()
-
 
 def test_kill_never_leaves_held_a_lock_a_running_thread_takes_and_releases(api):
     lock = threading.Lock()
@@ -66,7 +48,7 @@ def test_kill_never_leaves_held_a_lock_a_running_thread_takes_and_releases(api):
         assert lock.acquire(False), "the kill left the lock held"
         lock.release()
 
-    _kill_each(api, body, lock_is_free, 60)
+    kill_each(api, body, lock_is_free, 60)
 
 
 def test_kill_of_a_thread_polling_an_event_leaves_the_event_whole(api):
@@ -90,7 +72,7 @@ def test_kill_of_a_thread_polling_an_event_leaves_the_event_whole(api):
 
     # few: kill() finds such a thread where its exception may land only in
     # about 1 look in 70 on 3.13.0 (0.7 s; README, Limits)
-    _kill_each(api, body, event_is_whole, 5)
+    kill_each(api, body, event_is_whole, 5)
 
 
 def _looping(lock):

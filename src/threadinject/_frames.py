@@ -29,10 +29,14 @@ import sys
 import sysconfig
 from types import CodeType, FrameType
 
-__all__ = ["READABLE", "calls_naming", "innermost", "on_stack", "runs_python"]
+__all__ = ["READABLE", "RELEASING", "calls_naming", "innermost", "line_numbers", "on_stack", "runs_python"]
 
 #: Whether another thread's frames can be read here (GIL builds).
 READABLE = not sysconfig.get_config_var("Py_GIL_DISABLED")
+
+#: Names of the calls that let a lock go: an exception landing before one
+#: of them runs leaves the lock held
+RELEASING = frozenset({"release", "__exit__", "__aexit__"})
 
 
 def innermost(ident: int | None) -> FrameType | None:
@@ -57,6 +61,24 @@ def on_stack(ident: int | None, code: CodeType) -> bool:
 def runs_python(ident: int) -> bool:
     """Whether the thread `ident` runs Python code (readable everywhere)."""
     return ident in sys._current_frames()
+
+
+def line_numbers(instructions: list[dis.Instruction]) -> list[int | None]:
+    """The source line of each instruction (None: none, an artificial one),
+    on every version: 3.13's line_number, 3.11's positions, and before them
+    the line the last line start named."""
+    lines: list[int | None] = []
+    line = None
+    for instruction in instructions:
+        positions = getattr(instruction, "positions", None)
+        if hasattr(instruction, "line_number"):  # 3.13+
+            line = getattr(instruction, "line_number")  # noqa: B009 (absent before 3.13)
+        elif positions is not None:  # 3.11-3.12
+            line = positions.lineno
+        elif isinstance(instruction.starts_line, int) and instruction.starts_line is not True:
+            line = instruction.starts_line
+        lines.append(line)
+    return lines
 
 
 @functools.lru_cache(maxsize=512)

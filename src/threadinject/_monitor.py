@@ -26,7 +26,9 @@ Queue.get between taking an item and returning it), never at the start of a
 function named ``release``, ``__exit__`` or ``__aexit__`` or of one such a
 function calls (the lock would stay held), never at a jump on a line that calls ``acquire``/``__enter__``/
 ``release``/``__exit__`` (``for lock in locks: lock.acquire()`` would leave
-those it took held).
+those it took held), and never in a ``finally`` block, in any frame, before
+the release it has ahead (``finally: log(); lock.release()``:
+_landing.before_finally_release()).
 
 The callbacks tell sys.monitoring to stop calling them (DISABLE) at each
 place they never raise at: in the files above, at forward jumps.  Elsewhere,
@@ -67,7 +69,7 @@ from collections.abc import Iterator
 from types import CodeType
 from typing import Any, Callable
 
-from . import _frames
+from . import _frames, _landing
 
 __all__ = ["Watch", "covers_loops", "watching"]
 
@@ -89,7 +91,7 @@ _PRIVATE_MODULES = ("__init__", "_backends", "_ctypes_backend", "_errors", "_fra
 _SKIPPED_FILES = frozenset({threading.__file__, queue.__file__} | {
     os.path.join(_PACKAGE_DIR, name + ".py") for name in _PRIVATE_MODULES
 })
-_RELEASING = frozenset({"release", "__exit__", "__aexit__"})
+_RELEASING = _frames.RELEASING
 _LOCKING_NAMES = frozenset({"acquire", "__enter__", "_acquire_restore", "__aenter__"}) | _RELEASING
 _CALLS = frozenset({"CALL", "CALL_KW", "CALL_FUNCTION_EX"})
 
@@ -220,6 +222,8 @@ def _on_start(code: CodeType, offset: int) -> object:
         return None  # called implicitly: by an operator, a property, a finalizer...
     if caller.f_code.co_name in _RELEASING:
         return None  # called by a release() or __exit__ that may not have released yet
+    if _landing.skips_a_release(sys._getframe(1), offset):
+        return None  # called as a release, or in a finally block (here or further out) before its release
     _raise(watch)
     return None
 
@@ -230,6 +234,8 @@ def _on_jump(code: CodeType, source: int, target: int) -> object:
     watch = _watched()
     if watch is None or watch.done() or source in _locking_offsets(code):
         return None
+    if _landing.skips_a_release(sys._getframe(1), source):  # 0: this callback, 1: the loop's
+        return None  # a loop in a finally block (here or further out) that has a release ahead
     _raise(watch)
     return None
 

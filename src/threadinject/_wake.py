@@ -315,7 +315,7 @@ class Judgement(NamedTuple):
     wake: tuple[int, int, int, int] | None = None
 
 
-_RELEASING = frozenset({"release", "__exit__", "__aexit__", "_release_save"})
+_RELEASING = _frames.RELEASING | {"_release_save"}
 
 
 def _in_call(frame: FrameType, lasti: int, blocked: _syscalls.Blocked | OSError | None) -> bool:
@@ -347,8 +347,10 @@ def _lands_soundly(frame: FrameType, lasti: int, blocked: _syscalls.Blocked | OS
     primitives, and, where it lands at a next check (3.13+, a thread not in
     a call: _landing.py), not right after an acquire() the thread has yet to
     make, nor at the start of a Python release()/__exit__ it has yet to run
-    (the lock would stay held).  An exception landing at the call the
-    thread is at is judged by the caller (at_acquire_call(), lock waits).
+    (the lock would stay held), nor, in any frame, in a ``finally`` block
+    before its release (_landing.before_finally_release()).  An exception
+    landing at the call the thread is at is judged by the caller
+    (at_acquire_call(), lock waits).
     `lasti`: where the frame was when read (_in_call() can let the GIL go:
     the thread may move meanwhile, and _inject_if_at() schedules only if
     it is back there)."""
@@ -364,8 +366,11 @@ def _lands_soundly(frame: FrameType, lasti: int, blocked: _syscalls.Blocked | OS
             if (at_acquire_call(caller, offset) or offset in _frames.calls_naming(code, _RELEASING)
                     or offset in _landing.with_exits(code)):
                 return False
-        landings.extend(following)
-    return not any(_sync_code.critical_at(caller, offset) for caller, offset in landings)
+        # only there: a thread stopped right after a Python release()'s own
+        # lock.release() is still in it by its frames, but lands past it
+        landings = following
+    return not any(_sync_code.critical_at(frame, offset) or _landing.skips_a_release(frame, offset)
+                   for frame, offset in landings)
 
 
 def _unsafe_as_read(thread: threading.Thread, core: ModuleType | None) -> Judgement:
