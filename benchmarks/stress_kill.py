@@ -127,6 +127,23 @@ def bare_lock() -> None:
         time.sleep(0.0002)
 
 
+def bookkeeping() -> None:
+    """What a finally block may do before its release (a log line, say)."""
+    for _ in range(20):
+        pass
+
+
+def lock_released_late() -> None:
+    while True:
+        SHARED_LOCK.acquire()
+        try:
+            critical_section(SHARED_LOCK)
+        finally:
+            bookkeeping()  # a kill landing here would skip the release (README, Limits)
+            SHARED_LOCK.release()
+        time.sleep(0.0002)
+
+
 def with_rlock() -> None:
     while True:
         with SHARED_RLOCK:
@@ -159,7 +176,7 @@ WORKLOADS: dict[str, tuple[Callable[[], object], int]] = {
     "busy": (busy, 4), "sleep": (sleeper, 4), "recv": (reader, 4), "os.read": (pipe_reader, 4),
     "Event.wait": (SHARED_EVENT.wait, 4), "Queue.get": (SHARED_QUEUE.get, 4), "allocate": (allocator, 4),
     "with Lock": (with_lock, 4), "Lock.acquire": (bare_lock, 4), "with RLock": (with_rlock, 4),
-    "Popen.wait": (child_wait, 1),
+    "late release": (lock_released_late, 2), "Popen.wait": (child_wait, 1),
 }
 PORTABLE = ("busy", "Event.wait", "Queue.get", "allocate", "with Lock")
 # An exception injected into a running thread can land between a bare
@@ -171,7 +188,7 @@ PORTABLE = ("busy", "Event.wait", "Queue.get", "allocate", "with Lock")
 # to it (deferred, or withheld until past a bare acquire); CPython's locks are
 # not fair, and with busy threads and short switch intervals a waiter was seen
 # to wait more than 5 s for its turn.
-LOCK_WAITERS = ("with Lock", "Lock.acquire", "with RLock")
+LOCK_WAITERS = ("with Lock", "Lock.acquire", "with RLock", "late release")
 # where the exceptions that ended the last lock workers landed: printed when
 # a lock is left held
 LANDINGS: collections.deque[str] = collections.deque(maxlen=12)

@@ -5,7 +5,8 @@ child process, allocation), killed, injected into, woken and cancelled at
 random; the script checks every outcome and exits non-zero on any failure.
 Two seeds, in a child interpreter so a crash or hang is caught.
 
-The shared Lock/RLock workloads run in a test of their own, with the C
+The shared Lock/RLock workloads (one of them releasing its Lock after a
+call in its finally block) run in a test of their own, with the C
 backend on Linux x86-64, where kill() ends a lock wait in one step with the
 scheduling (GIL builds) or withholds the kill from it (free-threaded
 builds), so a release cannot hand the lock over in between; and a run with
@@ -63,7 +64,7 @@ def test_short_stress_run_on_shared_locks(seed):
     # every worker contends for one Lock or RLock: kills land in lock waits
     # (woken, deferred or withheld), in protected work and between them, and
     # the script checks the locks are never left held nor their exclusion broken
-    workloads = "with Lock,Lock.acquire,with RLock"
+    workloads = "with Lock,Lock.acquire,with RLock,late release"
     run_stress(["--kills", "150", "--seed", str(seed), "--workloads", workloads], "c")
 
 
