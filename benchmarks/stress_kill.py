@@ -128,9 +128,10 @@ def bare_lock() -> None:
 
 
 def bookkeeping() -> None:
-    """What a finally block may do before its release (a log line, say)."""
+    """What a finally block may do before its release (write a log line, say)."""
     for _ in range(20):
         pass
+    time.sleep(random.choice((0, 0.0002)))
 
 
 def lock_released_late() -> None:
