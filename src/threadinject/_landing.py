@@ -125,7 +125,7 @@ def unprotected_cleanup(code: CodeType) -> frozenset[int]:
 
 # before_finally_release()'s answers, by id(code) with the code itself (kept
 # alive): asked at every Python call a watched thread makes (_monitor.py)
-_cleanup_cache: dict[int, tuple[CodeType, frozenset[int]]] = {}
+_cleanup_cache: dict[int, tuple[CodeType, frozenset[int], int]] = {}
 _CLEANUP_CACHED = 512
 
 
@@ -154,9 +154,19 @@ def before_finally_release(code: CodeType) -> frozenset[int]:
     an instruction that does not fall through (a return, a raise, a jump
     past the call), or a back edge to a line outside finally blocks (an
     enclosing loop's)."""
+    return _releases(code)[1]
+
+
+def _last_release(code: CodeType) -> int:
+    """The offset of the last call in `code` that lets a lock go; -1: none."""
+    return _releases(code)[2]
+
+
+def _releases(code: CodeType) -> tuple[CodeType, frozenset[int], int]:
+    """`code`, before_finally_release() and _last_release(), found once."""
     entry = _cleanup_cache.get(id(code))
     if entry is not None and entry[0] is code:
-        return entry[1]
+        return entry
     instructions = list(dis.get_instructions(code))
     lines = _frames.line_numbers(instructions)
     runs: dict[int, int] = {}
@@ -189,8 +199,9 @@ def before_finally_release(code: CodeType) -> frozenset[int]:
         offsets.update(range(instructions[start].offset, call, 2))
     if len(_cleanup_cache) >= _CLEANUP_CACHED:
         _cleanup_cache.clear()
-    found = _cleanup_cache[id(code)] = (code, frozenset(offsets))
-    return found[1]
+    last = instructions[calls[-1]].offset if calls else -1
+    found = _cleanup_cache[id(code)] = (code, frozenset(offsets), last)
+    return found
 
 
 def skips_a_release(frame: FrameType, offset: int) -> bool:
@@ -199,19 +210,22 @@ def skips_a_release(frame: FrameType, offset: int) -> bool:
     way out through the frames further out (GIL builds, or the thread's own
     frames): one of them is in a ``finally`` block before its release
     (before_finally_release()), or one further out is at such a call, in a
-    Python ``release()``/``__exit__`` that may not have let the lock go yet.
-    `frame` at such a call has made it (a C function's: ended, or under
-    way, as a woken system call is)."""
+    Python ``release()``/``__exit__`` that has yet to make its own last
+    such call.  A frame at such a call has made it, unless that call is
+    under way in the frame it called (a C function's call: ended, or under
+    way as a woken system call is; a wrapper's ``release()`` lets go of its
+    lock with its last line, as a rule)."""
     current: FrameType | None = frame
+    position, released = offset, False
     while current is not None:
         code = current.f_code
-        if current is frame:
-            if offset in before_finally_release(code):
-                return True
-        elif current.f_lasti in before_finally_release(code) or \
-                current.f_lasti in _frames.calls_naming(code, _frames.RELEASING):
+        if position in before_finally_release(code) or (
+                current is not frame and not released
+                and position in _frames.calls_naming(code, _frames.RELEASING)):
             return True
+        released = position >= _last_release(code) >= 0
         current = current.f_back
+        position = current.f_lasti if current is not None else -1
     return False
 
 

@@ -366,9 +366,7 @@ def _lands_soundly(frame: FrameType, lasti: int, blocked: _syscalls.Blocked | OS
             if (at_acquire_call(caller, offset) or offset in _frames.calls_naming(code, _RELEASING)
                     or offset in _landing.with_exits(code)):
                 return False
-        # only there: a thread stopped right after a Python release()'s own
-        # lock.release() is still in it by its frames, but lands past it
-        landings = following
+        landings.extend(following)
     return not any(_sync_code.critical_at(frame, offset) or _landing.skips_a_release(frame, offset)
                    for frame, offset in landings)
 
