@@ -123,8 +123,8 @@ def unprotected_cleanup(code: CodeType) -> frozenset[int]:
     return frozenset(offsets)
 
 
-# before_finally_release()'s answers, by id(code) with the code itself (kept
-# alive): asked at every Python call a watched thread makes (_monitor.py)
+# _releases()'s answers, by id(code) with the code itself (kept alive):
+# asked at every Python call a watched thread makes (_monitor.py)
 _cleanup_cache: dict[int, tuple[CodeType, frozenset[int], int]] = {}
 _CLEANUP_CACHED = 512
 

@@ -348,7 +348,8 @@ def _lands_soundly(frame: FrameType, lasti: int, blocked: _syscalls.Blocked | OS
     a call: _landing.py), not right after an acquire() the thread has yet to
     make, nor at the start of a Python release()/__exit__ it has yet to run
     (the lock would stay held), nor, in any frame, in a ``finally`` block
-    before its release (_landing.before_finally_release()).  An exception
+    before its release or in a Python release() that has yet to let go
+    (_landing.skips_a_release()).  An exception
     landing at the call the thread is at is judged by the caller
     (at_acquire_call(), lock waits).
     `lasti`: where the frame was when read (_in_call() can let the GIL go:
@@ -367,8 +368,8 @@ def _lands_soundly(frame: FrameType, lasti: int, blocked: _syscalls.Blocked | OS
                     or offset in _landing.with_exits(code)):
                 return False
         landings.extend(following)
-    return not any(_sync_code.critical_at(frame, offset) or _landing.skips_a_release(frame, offset)
-                   for frame, offset in landings)
+    return not any(_sync_code.critical_at(caller, offset) or _landing.skips_a_release(caller, offset)
+                   for caller, offset in landings)
 
 
 def _unsafe_as_read(thread: threading.Thread, core: ModuleType | None) -> Judgement:
