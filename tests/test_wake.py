@@ -8,6 +8,7 @@ for the other threads.
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import queue
 import random
@@ -107,6 +108,33 @@ def test_kill_ends_condition_wait_and_notify_reaches_the_others(api, waiters):
 def test_kill_ends_semaphore_acquire(api, waiters):
     sem = threading.Semaphore(0)
     victim, other = waiters(sem.acquire), waiters(sem.acquire)
+    assert api.kill(victim.thread, JOIN_TIMEOUT) is True
+    assert type(victim.caught) is ThreadKilled
+    sem.release()
+    other.thread.join(JOIN_TIMEOUT)
+    assert other.result is True
+
+
+def test_kill_ends_a_wait_in_a_python_enter(api, waiters):
+    # a with statement whose Python __enter__ waits (a resource taken from a
+    # pool, say): the frame of the with statement is at the call of it,
+    # which must not be taken for a release under way (3.14 loads the
+    # __exit__ on that line, before the __enter__)
+    sem = threading.Semaphore(0)
+
+    @contextlib.contextmanager
+    def taken():
+        sem.acquire()
+        try:
+            yield
+        finally:
+            sem.release()
+
+    def enter():
+        with taken():
+            return True
+
+    victim, other = waiters(enter), waiters(enter)
     assert api.kill(victim.thread, JOIN_TIMEOUT) is True
     assert type(victim.caught) is ThreadKilled
     sem.release()

@@ -98,7 +98,9 @@ def calls_naming(code: CodeType, names: frozenset[str]) -> frozenset[int]:
         now = positions.lineno if positions is not None else instruction.starts_line
         if now is not None and now is not True and now != line:
             line, seen = now, False
-        if instruction.opname in ("LOAD_ATTR", "LOAD_METHOD", "LOAD_SPECIAL") or \
+        if instruction.opname == "LOAD_SPECIAL" and instruction.argrepr in ("__exit__", "__aexit__"):
+            pass  # 3.14+: a with statement loads its __exit__ before its __enter__, called at the block's end
+        elif instruction.opname in ("LOAD_ATTR", "LOAD_METHOD", "LOAD_SPECIAL") or \
                 instruction.opname.startswith("LOAD_FAST") or instruction.opname == "LOAD_DEREF":
             # an attribute's name is the argval of LOAD_ATTR/LOAD_METHOD, the
             # argrepr of 3.14's LOAD_SPECIAL (whose argval is an index); 3.13's
