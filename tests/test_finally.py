@@ -7,10 +7,10 @@ its time in such a ``finally`` was caught there by most kills (a loop
 killed 100 times kept its lock 92 times on 3.9.18, 88 on 3.12.1, 23 on
 3.13.0 and 83 on 3.13.15t, 2026-11-27).  kill() holds its exception back
 while any frame of the thread is in a ``finally`` block before its release
-(_landing.before_finally_release()) or in a Python ``release()`` a frame
-further out called, and raises it once the thread is past them: GIL builds
-judge the frames as read (_wake.py), free-threaded builds let the thread
-raise it only outside them (_monitor.py).
+(_landing.before_finally_release()) or in a Python ``release()`` or
+``__exit__`` a frame further out called, and raises it once the thread is
+past them: GIL builds judge the frames as read (_wake.py), free-threaded
+builds let the thread raise it only outside them (_monitor.py).
 """
 
 from __future__ import annotations
@@ -77,6 +77,39 @@ def test_kill_never_lands_in_a_python_release_before_it_lets_go(api):
                     pass
                 finally:
                     slow.release()
+        except ThreadKilled as exc:
+            ended.append(exc)
+
+    def lock_is_free():
+        assert slow.lock.acquire(False), "the kill left the lock held"
+        slow.lock.release()
+
+    kill_each(api, body, lock_is_free, 30)
+
+
+class _SlowContext:
+    """A with statement's lock whose __exit__ does its bookkeeping first."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+
+    def __enter__(self):
+        self.lock.acquire()
+
+    def __exit__(self, *exc_info):
+        _cleanup()
+        self.lock.release()
+
+
+def test_kill_never_lands_in_a_python_exit_before_it_lets_go(api):
+    slow = _SlowContext()
+
+    def body(ended, running):
+        try:
+            running.set()
+            while True:
+                with slow:
+                    pass
         except ThreadKilled as exc:
             ended.append(exc)
 

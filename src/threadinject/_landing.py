@@ -39,7 +39,7 @@ import sys
 import threading
 import time
 from types import CodeType, FrameType
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from . import _frames
 
@@ -90,13 +90,23 @@ def _keyword_calls(code: CodeType) -> frozenset[int]:
 
 @functools.lru_cache(maxsize=256)
 def with_exits(code: CodeType) -> frozenset[int]:
-    """Offsets of the calls of a with statement's __exit__ as its block ends
-    (3.11+: three Nones loaded, then the call)."""
+    """Offsets of the calls of a with statement's __exit__, with their
+    inline caches (where a frame further out is while a Python __exit__
+    runs, 3.11-3.12): as its block ends (three Nones loaded, then the call;
+    up to 3.10 one None and two DUP_TOPs), and as an exception leaves it
+    (WITH_EXCEPT_START)."""
     offsets, nones = set(), 0
-    for instruction in dis.get_instructions(code):
-        if instruction.opname.startswith("CALL") and nones >= 3:
+    instructions = list(dis.get_instructions(code))
+    for instruction, following in zip(instructions, [*instructions[1:], None]):
+        if instruction.opname == "WITH_EXCEPT_START":
             offsets.add(instruction.offset)
-        nones = nones + 1 if instruction.opname == "LOAD_CONST" and instruction.argval is None else 0
+        elif instruction.opname.startswith("CALL") and nones >= 3:
+            end = following.offset if following is not None else instruction.offset + 2
+            offsets.update(range(instruction.offset, end, 2))
+        if instruction.opname == "LOAD_CONST" and instruction.argval is None:
+            nones = 1 if sys.version_info < (3, 11) else nones + 1
+        else:
+            nones = nones + 1 if nones and instruction.opname == "DUP_TOP" else 0
     return frozenset(offsets)
 
 
@@ -125,8 +135,20 @@ def unprotected_cleanup(code: CodeType) -> frozenset[int]:
 
 # _releases()'s answers, by id(code) with the code itself (kept alive):
 # asked at every Python call a watched thread makes (_monitor.py)
-_cleanup_cache: dict[int, tuple[CodeType, frozenset[int], int]] = {}
+_cleanup_cache: dict[int, _Releases] = {}
 _CLEANUP_CACHED = 512
+
+
+class _Releases(NamedTuple):
+    """Where a code object lets locks go (skips_a_release())."""
+
+    code: CodeType
+    before: frozenset[int]
+    """before_finally_release()"""
+    calls: frozenset[int]
+    """its release calls and with statements' exits, inline caches included"""
+    last: int
+    """the offset of its last release call; -1: none"""
 
 
 _LEAVES = frozenset({"RETURN_VALUE", "RETURN_CONST", "RERAISE", "RAISE_VARARGS"})
@@ -154,16 +176,11 @@ def before_finally_release(code: CodeType) -> frozenset[int]:
     an instruction that does not fall through (a return, a raise, a jump
     past the call), or a back edge to a line outside finally blocks (an
     enclosing loop's)."""
-    return _releases(code)[1]
+    return _releases(code).before
 
 
-def _last_release(code: CodeType) -> int:
-    """The offset of the last call in `code` that lets a lock go; -1: none."""
-    return _releases(code)[2]
-
-
-def _releases(code: CodeType) -> tuple[CodeType, frozenset[int], int]:
-    """`code`, before_finally_release() and _last_release(), found once."""
+def _releases(code: CodeType) -> _Releases:
+    """Where `code` lets locks go, found once per code object."""
     entry = _cleanup_cache.get(id(code))
     if entry is not None and entry[0] is code:
         return entry
@@ -200,7 +217,7 @@ def _releases(code: CodeType) -> tuple[CodeType, frozenset[int], int]:
     if len(_cleanup_cache) >= _CLEANUP_CACHED:
         _cleanup_cache.clear()
     last = instructions[calls[-1]].offset if calls else -1
-    found = _cleanup_cache[id(code)] = (code, frozenset(offsets), last)
+    found = _cleanup_cache[id(code)] = _Releases(code, frozenset(offsets), releases | with_exits(code), last)
     return found
 
 
@@ -209,21 +226,20 @@ def skips_a_release(frame: FrameType, offset: int) -> bool:
     called having returned) would skip a call that lets a lock go, on its
     way out through the frames further out (GIL builds, or the thread's own
     frames): one of them is in a ``finally`` block before its release
-    (before_finally_release()), or one further out is at such a call, in a
-    Python ``release()``/``__exit__`` that has yet to make its own last
-    such call.  A frame at such a call has made it, unless that call is
-    under way in the frame it called (a C function's call: ended, or under
-    way as a woken system call is; a wrapper's ``release()`` lets go of its
-    lock with its last line, as a rule)."""
+    (before_finally_release()), or one further out is at such a call or at
+    a with statement's exit (with_exits()), in a Python ``release()`` or
+    ``__exit__`` that has yet to make its own last such call.  A frame at
+    such a call has made it, unless that call is under way in the frame it
+    called (a C function's call: ended, or under way as a woken system
+    call is; a wrapper's ``release()`` lets go of its lock with its last
+    line, as a rule)."""
     current: FrameType | None = frame
     position, released = offset, False
     while current is not None:
-        code = current.f_code
-        if position in before_finally_release(code) or (
-                current is not frame and not released
-                and position in _frames.calls_naming(code, _frames.RELEASING)):
+        found = _releases(current.f_code)
+        if position in found.before or (current is not frame and not released and position in found.calls):
             return True
-        released = position >= _last_release(code) >= 0
+        released = position >= found.last >= 0
         current = current.f_back
         position = current.f_lasti if current is not None else -1
     return False
