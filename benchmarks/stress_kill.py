@@ -199,6 +199,15 @@ AT_ACQUIRE: list[str] = []  # ... those that landed at an acquire() call
 # Limits): printed when a kill hangs
 IN_THREADING: collections.deque[str] = collections.deque(maxlen=12)
 LOCK_KILL_BOUND = 30
+KILL_BOUND = 5
+#: how much slower than native this runs (--slowdown: the suite's
+#: THREADINJECT_TEST_SLOWDOWN, 15 in the aarch64 VM): scales the bounds
+SLOWDOWN = 1.0
+
+
+def kill_bound(name: str) -> float:
+    """How long a kill of a `name` worker may take (s)."""
+    return (LOCK_KILL_BOUND if name in LOCK_WAITERS else KILL_BOUND) * SLOWDOWN
 INJECT_SAFE = ("busy", "sleep", "recv", "os.read", "Event.wait", "Queue.get", "allocate", "with Lock",
                "with RLock")
 
@@ -339,11 +348,15 @@ def main() -> int:
     parser.add_argument("--portable", action="store_true")
     parser.add_argument("--workloads", help="comma-separated subset of: " + ", ".join(WORKLOADS))
     parser.add_argument("--tracemalloc", action="store_true", help="also check traced memory")
+    parser.add_argument("--slowdown", type=float, default=1.0,
+                        help="scale the bounds for a run under emulation (THREADINJECT_TEST_SLOWDOWN)")
     parser.add_argument("--gdb", metavar="FILE",
                         help="when a kill hangs, also write gdb's backtrace of every thread to FILE")
     parser.add_argument("--trace", action="store_true",
                         help="record kill()'s decisions; print the lock workers' when a lock is left held")
     args = parser.parse_args()
+    global SLOWDOWN
+    SLOWDOWN = args.slowdown
     if args.trace:
         install_trace()
     random.seed(args.seed)
@@ -498,7 +511,7 @@ def main() -> int:
         actions[action] += 1
         if action == "kill":
             n += 1
-            bound = LOCK_KILL_BOUND if worker.name in LOCK_WAITERS else 5
+            bound = kill_bound(worker.name)
             if not threadinject.kill(worker, bound):
                 failures.append(f"kill {n}: {worker.name} did not end within {bound} s")
                 diagnose(worker, args.gdb)
@@ -518,7 +531,7 @@ def main() -> int:
         else:
             # one wake() can find the thread running, just before it blocks:
             # repeated, as kill() does
-            until = time.monotonic() + 5
+            until = time.monotonic() + KILL_BOUND * SLOWDOWN
             while worker.is_alive() and time.monotonic() < until:
                 try:
                     threadinject.wake(worker)
@@ -526,9 +539,9 @@ def main() -> int:
                     break
                 worker.join(0.005)
             expected["injected"] += 1
-        worker.join(5)
+        worker.join(KILL_BOUND * SLOWDOWN)
         if worker.is_alive():
-            failures.append(f"{action} of {worker.name}: it did not end within 5 s")
+            failures.append(f"{action} of {worker.name}: it did not end within {KILL_BOUND * SLOWDOWN} s")
             break
         cancelled.discard(worker)
         workers[i] = start(random.choices(kinds, weights)[0])
@@ -546,7 +559,7 @@ def main() -> int:
             too_late += 1
             expected["injected"] += 1
             continue
-        if not threadinject.kill(worker, LOCK_KILL_BOUND if worker.name in LOCK_WAITERS else 5):
+        if not threadinject.kill(worker, kill_bound(worker.name)):
             failures.append(f"final kill of {worker.name} failed")
             if len(failures) == 1:
                 diagnose(worker, args.gdb)

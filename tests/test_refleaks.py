@@ -18,7 +18,7 @@ import tracemalloc
 from collections.abc import Iterator
 
 import pytest
-from conftest import JOIN_TIMEOUT, wait_until_waiting
+from conftest import JOIN_TIMEOUT, SLOWDOWN, wait_until_waiting
 
 from threadinject import ThreadNotFoundError, _backends, _frames
 
@@ -136,7 +136,14 @@ def scheduling_calls_leak_nothing(target: threading.Thread) -> None:
                 # scheduled, the signal sent, the handler finds no such call (ip
                 # 0): withdrawn again
                 here = (target, instance, frame, frame.f_lasti, tid, -1, 0)
-                assert not core._inject_if_at(*here, (0, 0, 0, 0))
+                try:
+                    assert not core._inject_if_at(*here, (0, 0, 0, 0))
+                except TimeoutError:
+                    # the handler ran later than the 20 ms _inject_if_at
+                    # waits (csrc/wake_linux.c): withdrawn as well; seen
+                    # only under emulation (aarch64 VM, 3.11.2 and 3.13.18,
+                    # the host loaded), never natively
+                    assert SLOWDOWN > 1
                 raises((TypeError,), core._inject_if_at, *here, (0,))
                 raises((OverflowError,), core._inject_if_at, *here, (0, 2**64, 0, 0))
         assert core.pending(target) is None

@@ -48,6 +48,7 @@ def test_short_stress_run(backend, seed):
 
 
 def run_stress(args: list[str], backend: str) -> None:
+    args = [*args, "--slowdown", str(SLOWDOWN)]  # its bounds, as the suite's
     code = (f"import runpy, sys; sys.argv = {[str(SCRIPT), *args]!r}; "
             f"runpy.run_path({str(SCRIPT)!r}, run_name='__main__')")
     # the child dumps its own stacks before the suite's 50 s guard dumps only
