@@ -92,9 +92,9 @@ def _keyword_calls(code: CodeType) -> frozenset[int]:
 def with_exits(code: CodeType) -> frozenset[int]:
     """Offsets of the calls of a with statement's __exit__, with their
     inline caches (where a frame further out is while a Python __exit__
-    runs, 3.11-3.12): as its block ends (three Nones loaded, then the call;
-    up to 3.10 one None and two DUP_TOPs), and as an exception leaves it
-    (WITH_EXCEPT_START)."""
+    runs, 3.11-3.12): as its block ends (three Nones loaded, then the call,
+    which 3.11 makes with PRECALL and CALL; up to 3.10 one None and two
+    DUP_TOPs), and as an exception leaves it (WITH_EXCEPT_START)."""
     offsets, nones = set(), 0
     instructions = list(dis.get_instructions(code))
     for instruction, following in zip(instructions, [*instructions[1:], None]):
@@ -105,6 +105,9 @@ def with_exits(code: CodeType) -> frozenset[int]:
             offsets.update(range(instruction.offset, end, 2))
         if instruction.opname == "LOAD_CONST" and instruction.argval is None:
             nones = 1 if sys.version_info < (3, 11) else nones + 1
+        elif instruction.opname == "PRECALL" and nones >= 3:  # 3.11: the call is PRECALL, then CALL
+            end = following.offset if following is not None else instruction.offset + 2
+            offsets.update(range(instruction.offset, end, 2))
         else:
             nones = nones + 1 if nones and instruction.opname == "DUP_TOP" else 0
     return frozenset(offsets)
@@ -197,6 +200,10 @@ def _releases(code: CodeType) -> _Releases:
     releases = _frames.calls_naming(code, _frames.RELEASING)
     calls = [i for i, instruction in enumerate(instructions)
              if instruction.offset in releases and instruction.opname.startswith("CALL")]
+    # where a frame is once it has made the call: 3.11 makes a C call in a
+    # specialised PRECALL, before the CALL
+    made = {i: instructions[i - 1].offset if i and instructions[i - 1].opname == "PRECALL"
+            else instructions[i].offset for i in calls}
     offsets: set[int] = set()
     for i in calls:
         if lines[i] not in repeated:
@@ -213,10 +220,10 @@ def _releases(code: CodeType) -> _Releases:
                     and line_at.get(before.argval) not in repeated)):
                 break  # a jump past this release (the end of another copy), or an enclosing loop's back edge
             start -= 1
-        offsets.update(range(instructions[start].offset, call, 2))
+        offsets.update(range(instructions[start].offset, made[i], 2))
     if len(_cleanup_cache) >= _CLEANUP_CACHED:
         _cleanup_cache.clear()
-    last = instructions[calls[-1]].offset if calls else -1
+    last = made[calls[-1]] if calls else -1
     found = _cleanup_cache[id(code)] = _Releases(code, frozenset(offsets), releases | with_exits(code), last)
     return found
 
