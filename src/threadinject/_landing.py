@@ -123,16 +123,22 @@ def unprotected_cleanup(code: CodeType) -> frozenset[int]:
     finally: lock.release()`` the lock stays held.  3.9 checks for one at
     nearly every instruction (a thread looping so was killed right there in
     77 of 200 kills on 3.9.18, 2026-11-27); 3.10 only after calls and on
-    back edges, so only a call in such a block can be followed by one."""
+    back edges, so only a call in such a block can be followed by one.
+    Only up to the last call there that lets a lock go (a ``release()``, the
+    ``__exit__`` call), included: past it nothing is left held, and a thread
+    looping on such a block would be found nowhere else to be killed (the
+    release's end is one of the few checks 3.10 stops at there)."""
     instructions = list(dis.get_instructions(code))
     handlers = sorted(i.argval for i in instructions
                       if i.opname in ("SETUP_FINALLY", "SETUP_WITH", "SETUP_ASYNC_WITH"))
+    releasing = _frames.calls_naming(code, _frames.RELEASING) | with_exits(code)
     offsets: set[int] = set()
     for instruction in instructions:
         if instruction.opname == "POP_BLOCK":
-            end = next((h for h in handlers if h > instruction.offset), None)
-            if end is not None:
-                offsets.update(range(instruction.offset + 2, end, 2))
+            end = next((h for h in handlers if h > instruction.offset), 0)
+            last = max((offset for offset in releasing if instruction.offset < offset < end), default=None)
+            if last is not None:
+                offsets.update(range(instruction.offset + 2, last + 2, 2))
     return frozenset(offsets)
 
 
