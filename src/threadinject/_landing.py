@@ -103,8 +103,8 @@ def with_exits(code: CodeType) -> frozenset[int]:
         elif instruction.opname.startswith("CALL") and nones >= 3:
             end = following.offset if following is not None else instruction.offset + 2
             offsets.update(range(instruction.offset, end, 2))
-        if instruction.opname == "LOAD_CONST" and instruction.argval is None:
-            nones = 1 if sys.version_info < (3, 11) else nones + 1
+        if instruction.opname in ("LOAD_CONST", "LOAD_COMMON_CONSTANT") and instruction.argrepr == "None":
+            nones = 1 if sys.version_info < (3, 11) else nones + 1  # 3.15: LOAD_COMMON_CONSTANT None
         elif instruction.opname == "PRECALL" and nones >= 3:  # 3.11: the call is PRECALL, then CALL
             end = following.offset if following is not None else instruction.offset + 2
             offsets.update(range(instruction.offset, end, 2))
