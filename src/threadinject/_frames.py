@@ -93,10 +93,9 @@ def calls_naming(code: CodeType, names: frozenset[str]) -> frozenset[int]:
     offsets: set[int] = set()
     line, seen = None, False
     instructions = list(dis.get_instructions(code))
-    for instruction, following in zip(instructions, [*instructions[1:], None]):
-        positions = getattr(instruction, "positions", None)  # 3.11+
-        now = positions.lineno if positions is not None else instruction.starts_line
-        if now is not None and now is not True and now != line:
+    lines = line_numbers(instructions)
+    for instruction, following, now in zip(instructions, [*instructions[1:], None], lines):
+        if now is not None and now != line:
             line, seen = now, False
         if instruction.opname == "LOAD_SPECIAL" and instruction.argrepr in ("__exit__", "__aexit__"):
             pass  # 3.14+: a with statement loads its __exit__ before its __enter__, called at the block's end

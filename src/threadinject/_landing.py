@@ -98,18 +98,16 @@ def with_exits(code: CodeType) -> frozenset[int]:
     offsets, nones = set(), 0
     instructions = list(dis.get_instructions(code))
     for instruction, following in zip(instructions, [*instructions[1:], None]):
-        if instruction.opname == "WITH_EXCEPT_START":
+        name = instruction.opname
+        if name == "WITH_EXCEPT_START":
             offsets.add(instruction.offset)
-        elif instruction.opname.startswith("CALL") and nones >= 3:
+        elif (name.startswith("CALL") or name == "PRECALL") and nones >= 3:  # 3.11: PRECALL, then CALL
             end = following.offset if following is not None else instruction.offset + 2
             offsets.update(range(instruction.offset, end, 2))
-        if instruction.opname in ("LOAD_CONST", "LOAD_COMMON_CONSTANT") and instruction.argrepr == "None":
+        if name in ("LOAD_CONST", "LOAD_COMMON_CONSTANT") and instruction.argrepr == "None":
             nones = 1 if sys.version_info < (3, 11) else nones + 1  # 3.15: LOAD_COMMON_CONSTANT None
-        elif instruction.opname == "PRECALL" and nones >= 3:  # 3.11: the call is PRECALL, then CALL
-            end = following.offset if following is not None else instruction.offset + 2
-            offsets.update(range(instruction.offset, end, 2))
-        else:
-            nones = nones + 1 if nones and instruction.opname == "DUP_TOP" else 0
+        elif name != "PRECALL":  # 3.11's CALL follows its PRECALL: still the exit's
+            nones = nones + 1 if nones and name == "DUP_TOP" else 0
     return frozenset(offsets)
 
 
