@@ -118,6 +118,15 @@ def kill_each(api: SimpleNamespace, body: Callable[[list[BaseException], threadi
         after()
 
 
+def lock_is_free(lock: threading.Lock) -> Callable[[], None]:
+    """An after() for kill_each(): `lock` must not have been left held."""
+    def check() -> None:
+        assert lock.acquire(False), "the kill left the lock held"
+        lock.release()
+
+    return check
+
+
 def busy(stop: threading.Event) -> None:
     while not stop.is_set():
         pass

@@ -18,7 +18,7 @@ from __future__ import annotations
 import dis
 import threading
 
-from conftest import kill_each
+from conftest import kill_each, lock_is_free
 
 from threadinject import ThreadKilled, _landing
 
@@ -44,15 +44,12 @@ def test_kill_never_skips_a_release_a_finally_block_has_ahead(api):
         except ThreadKilled as exc:
             ended.append(exc)
 
-    def lock_is_free():
-        assert lock.acquire(False), "the kill left the lock held"
-        lock.release()
-
-    kill_each(api, body, lock_is_free, 30)
+    kill_each(api, body, lock_is_free(lock), 30)
 
 
 class _SlowLock:
-    """A lock whose release() does its bookkeeping before it lets go."""
+    """A lock whose release() and __exit__ do their bookkeeping before they
+    let go (__exit__ on its own: not through release())."""
 
     def __init__(self):
         self.lock = threading.Lock()
@@ -61,6 +58,12 @@ class _SlowLock:
         self.lock.acquire()
 
     def release(self):
+        _cleanup()
+        self.lock.release()
+
+    __enter__ = acquire
+
+    def __exit__(self, *exc_info):
         _cleanup()
         self.lock.release()
 
@@ -80,29 +83,11 @@ def test_kill_never_lands_in_a_python_release_before_it_lets_go(api):
         except ThreadKilled as exc:
             ended.append(exc)
 
-    def lock_is_free():
-        assert slow.lock.acquire(False), "the kill left the lock held"
-        slow.lock.release()
-
-    kill_each(api, body, lock_is_free, 30)
-
-
-class _SlowContext:
-    """A with statement's lock whose __exit__ does its bookkeeping first."""
-
-    def __init__(self):
-        self.lock = threading.Lock()
-
-    def __enter__(self):
-        self.lock.acquire()
-
-    def __exit__(self, *exc_info):
-        _cleanup()
-        self.lock.release()
+    kill_each(api, body, lock_is_free(slow.lock), 30)
 
 
 def test_kill_never_lands_in_a_python_exit_before_it_lets_go(api):
-    slow = _SlowContext()
+    slow = _SlowLock()
 
     def body(ended, running):
         try:
@@ -113,11 +98,7 @@ def test_kill_never_lands_in_a_python_exit_before_it_lets_go(api):
         except ThreadKilled as exc:
             ended.append(exc)
 
-    def lock_is_free():
-        assert slow.lock.acquire(False), "the kill left the lock held"
-        slow.lock.release()
-
-    kill_each(api, body, lock_is_free, 30)
+    kill_each(api, body, lock_is_free(slow.lock), 30)
 
 
 def _cleanup_shapes(lock, a, x, y, items):

@@ -20,7 +20,7 @@ import sys
 import threading
 
 import pytest
-from conftest import kill_each
+from conftest import kill_each, lock_is_free
 
 from threadinject import ThreadKilled, _frames, _landing
 
@@ -44,11 +44,7 @@ def test_kill_never_leaves_held_a_lock_a_running_thread_takes_and_releases(api):
         except ThreadKilled as exc:
             ended.append(exc)
 
-    def lock_is_free():
-        assert lock.acquire(False), "the kill left the lock held"
-        lock.release()
-
-    kill_each(api, body, lock_is_free, 60)
+    kill_each(api, body, lock_is_free(lock), 60)
 
 
 def test_kill_of_a_thread_polling_an_event_leaves_the_event_whole(api):
