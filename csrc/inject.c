@@ -46,10 +46,15 @@ typedef struct {
     PyObject *thread;        /* the Thread object (borrowed), or NULL for an ident */
     PyObject *key;           /* new reference: the ident as an exact int */
     unsigned long ident;
-    /* key and ident are those of the last Thread found registered (see
+    /* 1: key and ident are those of the last Thread found registered (see
      * remembered()), not read from `thread`: registered() confirms them */
-    const char *from_cache;  /* then: the function name, for errors */
+    int from_cache;
 } target;
+
+/* registered() and set_pending(): a target from remembered() is not the
+ * Thread it remembers (or no longer registered): resolve it afresh, outside
+ * the step (resolving may fail, and its error messages run Python code). */
+#define TI_RESOLVE_AGAIN 2
 
 static int
 not_found(core_state *st, PyObject *thread, const char *why)
@@ -73,14 +78,16 @@ not_running(core_state *st, PyObject *arg, const target *t)
  * that `arg` is still the same object, nor that its ident has not changed
  * (after fork, threading gives the surviving thread its new ident): the
  * check in registered() that _active maps the key to `arg` proves by itself
- * that `arg`'s thread runs with that ident.  If the check fails, registered()
- * reads the ident afresh.  GIL builds only: there the cache is read and
- * written with the GIL held, by code that runs no Python code. */
+ * that `arg`'s thread runs with that ident.  If the check fails, inject()
+ * resolves `arg` afresh: it may not even be a Thread (the remembered one can
+ * have been freed and its address reused by any object).  GIL builds only:
+ * there the cache is read and written with the GIL held, by code that runs
+ * no Python code. */
 static int
-remembered(core_state *st, PyObject *arg, const char *fname, target *t)
+remembered(core_state *st, PyObject *arg, target *t)
 {
 #if TI_FREE_THREADED
-    (void)st, (void)arg, (void)fname, (void)t;
+    (void)st, (void)arg, (void)t;
     return 0;
 #else
     if (arg != st->last_thread || st->last_key == NULL) {
@@ -89,7 +96,7 @@ remembered(core_state *st, PyObject *arg, const char *fname, target *t)
     t->thread = arg;
     t->key = Py_NewRef(st->last_key);
     t->ident = st->last_ident;
-    t->from_cache = fname;
+    t->from_cache = 1;
     return 1;
 #endif
 }
@@ -120,8 +127,8 @@ static int
 target_from_arg(core_state *st, PyObject *arg, const char *fname, target *t)
 {
     t->thread = NULL;
-    t->key = NULL;
-    t->from_cache = NULL;
+    t->key = NULL;   /* also on failure */
+    t->from_cache = 0;
     if (PyLong_Check(arg) && !PyBool_Check(arg)) {
         t->ident = PyLong_AsUnsignedLong(arg);
         if (t->ident == (unsigned long)-1 && PyErr_Occurred()) {
@@ -196,8 +203,9 @@ target_from_arg(core_state *st, PyObject *arg, const char *fname, target *t)
 /* 1 if the Thread is registered as running (always 1 for a raw ident: then
  * PyThreadState_SetAsyncExc is the test), 0 if not, -1 on error.  Runs no
  * Python code: the keys of _active are exact ints and the values are only
- * compared by identity.  A target from remembered() that fails the test is
- * resolved afresh (its key and ident replaced) and tested again. */
+ * compared by identity.  A target from remembered() that fails the test
+ * gets TI_RESOLVE_AGAIN: `thread` may be another object at the remembered
+ * address, of any type. */
 static int
 registered(core_state *st, target *t);
 
@@ -212,7 +220,7 @@ registered_quickly(core_state *st, target *t)
         return 1;
     }
 #if TI_ACTIVE_STAMPS
-    if (t->from_cache != NULL && ti_active_unchanged(st, st->last_stamp)) {
+    if (t->from_cache && ti_active_unchanged(st, st->last_stamp)) {
         return 1;
     }
 #endif
@@ -233,13 +241,8 @@ registered(core_state *st, target *t)
     if (running == NULL && PyErr_Occurred()) {
         return -1;
     }
-    if (t->from_cache != NULL) {
-        PyObject *arg = t->thread;
-        Py_CLEAR(t->key);
-        if (target_from_arg(st, arg, t->from_cache, t) < 0) {
-            return -1;
-        }
-        return registered(st, t);
+    if (t->from_cache) {
+        return TI_RESOLVE_AGAIN;
     }
     /* Between Thread._set_ident() and its registration in _active, a
      * starting thread is in _limbo ({Thread: Thread}); it is short. */
@@ -288,8 +291,9 @@ maybe_sweep(core_state *st, let_go *gone)
 /* The step described at the top of this file: if the target is running,
  * make `exc` its pending injection (sweeping the table first if it is due),
  * or, for exc == NULL, withdraw the pending one (cancel()).  Returns 1 on
- * success, 0 if the target is not running, -1 on error.  *gone receives
- * what was let go of, for let_go_release().  For exc == NULL, *was_pending
+ * success, 0 if the target is not running, -1 on error, TI_RESOLVE_AGAIN
+ * (nothing done) for a target from remembered() to resolve afresh.  *gone
+ * receives what was let go of, for let_go_release().  For exc == NULL, *was_pending
  * says whether an exception was pending; otherwise it is not touched (and
  * may be NULL). */
 static int
@@ -385,7 +389,7 @@ check_exc(const char *fname, PyObject *exc)
 }
 
 /* Make `exc` the target's pending injection: 1, 0 if it is not running, -1
- * on error. */
+ * on error (TI_RESOLVE_AGAIN as set_pending()). */
 static int
 schedule(core_state *st, target *t, PyObject *exc)
 {
@@ -406,10 +410,17 @@ ti_inject(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     target t;
-    if (!remembered(st, args[0], "inject", &t) && target_from_arg(st, args[0], "inject", &t) < 0) {
+    if (!remembered(st, args[0], &t) && target_from_arg(st, args[0], "inject", &t) < 0) {
         return NULL;
     }
     int rc = schedule(st, &t, args[1]);
+    if (rc == TI_RESOLVE_AGAIN) {
+        Py_CLEAR(t.key);
+        if (target_from_arg(st, args[0], "inject", &t) < 0) {
+            return NULL;
+        }
+        rc = schedule(st, &t, args[1]);
+    }
     if (rc == 0) {
         not_running(st, args[0], &t);
     }

@@ -143,6 +143,8 @@ def _target(thread: object, fname: str) -> tuple[threading.Thread | None, int]:
             ) from None
         if ident is None:
             raise ThreadNotFoundError(f"thread={thread!r} has not been started")
+        if type(ident) is not int:
+            raise TypeError(f"{fname}() argument 'thread': its _ident must be an int, not {ident!r}")
         return thread, ident
     raise TypeError(
         f"{fname}() argument 'thread' must be a threading.Thread or an int "
