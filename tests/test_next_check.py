@@ -67,7 +67,7 @@ def test_kill_of_a_thread_polling_an_event_leaves_the_event_whole(api):
             cond.release()
 
     # few: kill() finds such a thread where its exception may land only in
-    # about 1 look in 70 on 3.13.0 (0.7 s; README, Limits)
+    # about 1 look in 220 on 3.13.0 (0.6 s, up to 5 s; README, Limits)
     kill_each(api, body, event_is_whole, 5)
 
 

@@ -398,13 +398,10 @@ def _unsafe_as_read(thread: threading.Thread, core: ModuleType | None) -> Judgem
     # the other way round, a busy thread was rarely found where it had been
     # judged and kill() starved it (CI, 3.9: nothing scheduled in 0.2 s).
     blocked: _syscalls.Blocked | OSError | None = OSError()
-    signal_blocked = False
     wakes_calls = core is not None and core.WAKE_SUPPORTED and _syscalls.SUPPORTED
     if _syscalls.SUPPORTED and thread.native_id is not None:  # either backend: _lands_soundly() reads it
         try:
             blocked = _syscalls.blocked_call(thread.native_id)
-            if wakes_calls and blocked is not None and blocked.number == _syscalls.FUTEX:
-                signal_blocked = _syscalls.signal_blocked(thread.native_id, _syscalls.chosen_signal())
         except OSError as exc:  # the task is exiting
             blocked = exc
     frame = _frames.innermost(thread.ident)
@@ -432,7 +429,14 @@ def _unsafe_as_read(thread: threading.Thread, core: ModuleType | None) -> Judgem
         return Judgement(at_acquire_call(frame, lasti), frame, lasti, RUNNING)
     if verdict.status is WakeStatus.WOKEN:
         # safe if ended as the exception is scheduled (kill() does so); a
-        # wait the signal cannot reach would end with the lock
+        # wait the signal cannot reach would end with the lock.  Read only
+        # here: each /proc read lets the GIL go, and a running thread keeps
+        # it up to the switch interval (5 ms) each time
+        assert thread.native_id is not None
+        try:
+            signal_blocked = _syscalls.signal_blocked(thread.native_id, _syscalls.chosen_signal())
+        except OSError:  # the task is exiting
+            return Judgement(True, frame, lasti)
         ending = (blocked.ip, wait.result, wait.guard_addr, wait.guard_value)
         return Judgement(signal_blocked, frame, lasti, blocked.number, blocked.arg0, ending)
     # a lock wait wake() defers is safe
