@@ -15,9 +15,9 @@ delivered injection accounted for by the way its thread ended, no lock
 exclusion ever broken, the locks, queue and event still work,
 threading.active_count() back to where it was, memory (RSS, and traced
 memory with --tracemalloc) flat between 10% and 100% of the run.  Exits
-non-zero on any failure.  Linux x86-64 with the C backend wakes every
-workload here; elsewhere use --portable (busy, Event, Queue, `with lock:`
-and allocation workloads only).
+non-zero on any failure.  Where the system-call wake is (README's platform
+table) the C backend wakes every workload here; elsewhere use --portable
+(busy, Event, Queue, `with lock:` and allocation workloads only).
 """
 
 from __future__ import annotations

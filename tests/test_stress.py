@@ -7,7 +7,7 @@ Two seeds, in a child interpreter so a crash or hang is caught.
 
 The shared Lock/RLock workloads (one of them releasing its Lock after a
 call in its finally block) run in a test of their own, with the C
-backend on Linux x86-64, where kill() ends a lock wait in one step with the
+backend where lock waits are told apart, where kill() ends a lock wait in one step with the
 scheduling (GIL builds) or withholds the kill from it (free-threaded
 builds), so a release cannot hand the lock over in between; and a run with
 tracemalloc on, whose one lock all allocating threads of a free-threaded
@@ -58,8 +58,8 @@ def run_stress(args: list[str], backend: str) -> None:
     assert "FAILURE" not in result.stdout and result.stderr == "", result.stdout + result.stderr
 
 
-@pytest.mark.skipif(not _syscalls.LOCK_WAITS, reason="lock waits are told apart on Linux x86-64 "
-                    "only; elsewhere a kill lands at the hand-over (README, Limits)")
+@pytest.mark.skipif(not _syscalls.LOCK_WAITS, reason="lock waits are told apart where system calls "
+                    "are woken; elsewhere a kill lands at the hand-over (README, Limits)")
 @pytest.mark.parametrize("seed", [1, 2])
 def test_short_stress_run_on_shared_locks(seed):
     # every worker contends for one Lock or RLock: kills land in lock waits

@@ -218,8 +218,8 @@ def test_wake_of_a_lock_waiter_never_breaks_the_lock(api, pattern, kind, capfd):
     assert capfd.readouterr().err == ""
 
 
-@pytest.mark.skipif(not _syscalls.LOCK_WAITS, reason="lock waits are identified on Linux x86-64 with the C "
-                    "backend; elsewhere a kill lands when the lock is handed over (README, Limits)")
+@pytest.mark.skipif(not _syscalls.LOCK_WAITS, reason="lock waits are identified where system calls are "
+                    "woken, C backend; elsewhere a kill lands when the lock is handed over (README, Limits)")
 @pytest.mark.parametrize("kind", sorted(LOCKS))
 @pytest.mark.parametrize("pattern", sorted(PATTERNS))
 def test_kill_of_a_lock_waiter_ends_it_and_never_breaks_the_lock(pattern, kind, capfd):
@@ -278,7 +278,8 @@ def judged_blocked(thread: threading.Thread, core: object) -> object:
 
 @pytest.mark.skipif(not _frames.READABLE, reason="kill()'s one-step end of a lock wait judges by frames, "
                     "which free-threaded builds cannot read (_frames.py): it runs on every GIL build")
-@pytest.mark.skipif(not _syscalls.LOCK_WAITS, reason="lock waits are ended on Linux x86-64, C backend only")
+@pytest.mark.skipif(not _syscalls.LOCK_WAITS,
+                    reason="lock waits are ended where system calls are woken, C backend only")
 @pytest.mark.parametrize("kind", sorted(LOCKS))
 def test_inject_if_at_ends_a_lock_wait_or_withdraws_the_exception(kind, capfd):
     # kill()'s step for a lock wait: the exception is scheduled and the wait
@@ -322,7 +323,8 @@ def test_inject_if_at_ends_a_lock_wait_or_withdraws_the_exception(kind, capfd):
 
 @pytest.mark.skipif(not _frames.READABLE, reason="kill()'s one-step end of a lock wait judges by frames, "
                     "which free-threaded builds cannot read (_frames.py): it runs on every GIL build")
-@pytest.mark.skipif(not _syscalls.LOCK_WAITS, reason="lock waits are ended on Linux x86-64, C backend only")
+@pytest.mark.skipif(not _syscalls.LOCK_WAITS,
+                    reason="lock waits are ended where system calls are woken, C backend only")
 def test_inject_if_at_gives_up_on_a_thread_that_does_not_take_the_signal(capfd):
     # A thread that blocks the signal (as one stopped by a debugger would
     # not run the handler): the call waits a bounded time holding the GIL,

@@ -162,7 +162,7 @@ def _past_bootstrap(thread: threading.Thread) -> bool:
     leaves _limbo): a thread parked on a Condition's waiter lock is in
     run().  Found so, a thread that started waiting on an Event or a Queue
     costs the kill no _RUN_CALL_WAIT."""
-    if not _syscalls.LOCK_WAITS or thread.native_id is None:  # Condition waits told apart: x86-64
+    if not _syscalls.LOCK_WAITS or thread.native_id is None:  # where Condition waits are told apart
         return False
     try:
         if _syscalls.cpu_ticks(thread.native_id) > 0:  # 10 ms and more: not threading's start-up
@@ -543,8 +543,8 @@ def make_kill(inject: InjectFn, pending: PendingFn, cancel: CancelFn, wake: Wake
         """Raise ThreadKilled in `thread`, then wait up to `timeout` seconds for it to end.
 
         Escalation: inject ThreadKilled; wake the thread from a wait that
-        wake() can end (Condition waits; system calls and lock waits on Linux
-        x86-64), repeatedly while it is pending; in a bare acquire() where it
+        wake() can end (Condition waits; system calls and some lock waits on
+        Linux x86-64 and aarch64), repeatedly while it is pending; where it
         must not land (UNSAFE_TO_LAND) withdraw it until the thread is past the
         call; join until `timeout`.  Returns whether the thread has ended
         (False leaves the exception pending, or withdrawn if withheld).

@@ -1,4 +1,4 @@
-"""Lock waits (Linux x86-64, C backend): which lock a thread waits for, and
+"""Lock waits (Linux x86-64 and aarch64, C backend): which lock a thread waits for, and
 whether its wait can be ended soundly.
 
 ``Lock.acquire()`` and ``RLock.acquire()`` (and ``with lock:``) block in a

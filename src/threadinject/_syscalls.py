@@ -110,8 +110,9 @@ SUPPORTED = (_LIBC == "glibc" and (_MACHINE == "x86_64" or (
     _MACHINE == "aarch64" and _GIL
     and (sys.version_info[:2] in _AARCH64_BEFORE_313_RUN_ON or sys.version_info >= (3, 13))))
 ) or (_LIBC == "musl" and _MACHINE == "x86_64" and _GIL and sys.version_info[:2] in _MUSL_RUN_ON)
-#: Lock waits are told apart and ended (_locks.py): x86-64 only, so far
-LOCK_WAITS = SUPPORTED and _MACHINE == "x86_64"
+#: Lock waits are told apart (_locks.py), and the few that are sound to end
+#: ended: wherever system calls are woken
+LOCK_WAITS = SUPPORTED
 
 #: CPython raises a pending asynchronous exception after EINTR (gh-144748).
 CPYTHON_RAISES_AFTER_EINTR = sys.version_info >= (3, 15)

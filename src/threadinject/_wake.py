@@ -19,7 +19,7 @@ blocked in a wait does not.  wake() ends two kinds of waits:
   ``select``/``poll``/selectors, ``os.read``, ``os.waitpid`` and so
   ``Popen.wait``), on Linux x86-64 and aarch64 with the C backend: see
   _syscalls.py and csrc/wake_linux.c.
-* Lock and RLock waits, on Linux x86-64 with the C backend, where that is
+* Lock and RLock waits, on Linux x86-64 and aarch64 with the C backend, where that is
   sound: see _locks.py.  A thread waiting to enter ``with lock:`` is left to
   receive the exception when the lock is handed over (DEFERRED) wherever
   waking it would let the block's ``__exit__`` release the holder's lock.
@@ -84,8 +84,7 @@ class WakeStatus(enum.Enum):
     """The thread blocks the signal used to wake it."""
     PLATFORM_UNSUPPORTED = "platform unsupported"
     """Not in a Condition wait, and no wake here for its call (the
-    system-call wake: Linux x86-64 and aarch64, C backend; lock waits: x86-64
-    only)."""
+    wake: Linux x86-64 and aarch64, C backend, where _syscalls.SUPPORTED)."""
 
 
 class WakeResult(NamedTuple):
@@ -420,7 +419,7 @@ def _unsafe_as_read(thread: threading.Thread, core: ModuleType | None) -> Judgem
     if blocked.number != _syscalls.FUTEX:
         return Judgement(False, frame, lasti, blocked.number, blocked.arg0)  # in another system call
     if not _syscalls.LOCK_WAITS:
-        # lock waits are not told apart here (aarch64): by the frame alone
+        # lock waits are not told apart here: by the frame alone
         return Judgement(at_acquire_call(frame, lasti), frame, lasti)
     assert core is not None
     verdict, wait = _lock_verdict(frame, blocked, core)
@@ -497,8 +496,8 @@ MOVING: WaitId = (0, -1)
 
 
 def _seen(thread: threading.Thread) -> Seen | None:
-    """What /proc shows of `thread`; None if it tells nothing (not Linux
-    x86-64, or the task is exiting)."""
+    """What /proc shows of `thread`; None if it tells nothing (no
+    system-call wake here, or the task is exiting)."""
     if not _syscalls.SUPPORTED or thread.native_id is None:
         return None
     caught = []  # the calls the reads caught it in while it kept moving
@@ -697,7 +696,7 @@ def _wake_syscall(thread: threading.Thread, frame: FrameType | None, blocked: _s
     name = _syscalls.name_of(blocked.number)
     substitute = _syscalls.substitute_for(blocked.number)
     if (core is None or not core.WAKE_SUPPORTED or not _syscalls.SUPPORTED
-            or (blocked.number == _syscalls.FUTEX and not _syscalls.LOCK_WAITS)):  # aarch64: not yet
+            or (blocked.number == _syscalls.FUTEX and not _syscalls.LOCK_WAITS)):
         return WakeResult(WakeStatus.PLATFORM_UNSUPPORTED, name)
     if blocked.number == _syscalls.FUTEX:
         return _wake_lock_wait(frame, native_id, blocked, core)
