@@ -179,7 +179,7 @@ def settled_in_futex_wait(thread: threading.Thread) -> bool:
 def _queued_in_a_condition(thread: threading.Thread) -> bool:
     """Whether `thread` is parked on a lock that a Condition has queued as
     its waiter: blocked in Condition.wait, told without reading its frames
-    (free-threaded builds; Linux x86-64, where _locks identifies lock waits)."""
+    (free-threaded builds; where _locks identifies lock waits)."""
     try:
         blocked = _syscalls.blocked_call(thread.native_id)  # type: ignore[arg-type]
     except OSError:

@@ -1,5 +1,5 @@
-"""kill() of threads blocked in system calls: Linux x86-64 and aarch64 (lock
-waits: x86-64), C backend, where README's platform table says so.
+"""kill() of threads blocked in system calls and lock waits: Linux x86-64
+and aarch64, C backend, where README's platform table says so.
 
 Each kind of call runs in its own interpreter (a crash or hang is caught
 there), ROUNDS kills in a row; the interpreter must then run more code and
