@@ -315,12 +315,9 @@ def test_a_thread_registered_under_a_new_ident_is_aimed_at_there(api, spawn):
     assert a.caught is None and b.caught is None
 
 
-@pytest.mark.parametrize("spoil", ["ident of the wrong type", "ident removed"])
-def test_the_thread_inject_remembers_is_checked_afresh_when_spoilt(api, spoil):
-    # The C backend remembers the last Thread found running (by address) and
-    # its ident; an inject() aimed at the same object once the registry has
-    # changed must read the object afresh, errors included (a crash before:
-    # the fuzz test met it with a new object at a freed Thread's address).
+def injected_then_finished(api):
+    """A Thread that was found running (inject() and cancel() into it while
+    it blocked in C), then finished and was joined."""
     gate = threading.Event()
     thread = threading.Thread(target=gate.wait, args=(JOIN_TIMEOUT,))
     thread.start()
@@ -330,6 +327,16 @@ def test_the_thread_inject_remembers_is_checked_afresh_when_spoilt(api, spoil):
     gate.set()
     thread.join(JOIN_TIMEOUT)
     assert not thread.is_alive()
+    return thread
+
+
+@pytest.mark.parametrize("spoil", ["ident of the wrong type", "ident removed"])
+def test_the_thread_inject_remembers_is_checked_afresh_when_spoilt(api, spoil):
+    # The C backend remembers the last Thread found running (by address) and
+    # its ident; an inject() aimed at the same object once the registry has
+    # changed must read the object afresh, errors included (a crash before:
+    # the fuzz test met it with a new object at a freed Thread's address).
+    thread = injected_then_finished(api)
     if spoil == "ident of the wrong type":
         thread._ident = "not an int"  # type: ignore[attr-defined]
         with pytest.raises(TypeError, match=r"inject\(\) argument 'thread': its _ident must be an int"):
@@ -341,15 +348,7 @@ def test_the_thread_inject_remembers_is_checked_afresh_when_spoilt(api, spoil):
 
 
 def test_inject_keeps_no_reference_to_the_thread(api):
-    gate = threading.Event()
-    thread = threading.Thread(target=gate.wait, args=(JOIN_TIMEOUT,))
-    thread.start()
-    wait_until_waiting(thread)  # blocked in C: the injection stays pending
-    api.inject(thread, KeyError)
-    assert api.cancel(thread) is True
-    gate.set()
-    thread.join(JOIN_TIMEOUT)
-    assert not thread.is_alive()
+    thread = injected_then_finished(api)
     ref = weakref.ref(thread)
     del thread
     gc.collect()
