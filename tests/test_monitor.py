@@ -1,13 +1,15 @@
-"""kill() on free-threaded builds: the target raises ThreadKilled itself (_monitor.py).
+"""kill() lets the target raise ThreadKilled itself (_monitor.py).
 
-There no other thread's frames can be read, so a running thread is not sent
-an asynchronous exception that could land right after a lock's acquire();
-sys.monitoring's PY_START and JUMP callbacks raise it in the thread, at a
-point its own frame shows to be safe.  The probe that decides whether a
-raise at a loop's jump runs the enclosing handlers is checked on every
-CPython with sys.monitoring (3.12+); the kills on free-threaded builds,
-the only ones that use the watch (GIL builds judge by frames: test_kill.py,
-test_wake_locks.py).
+On free-threaded builds no other thread's frames can be read, so a running
+thread is not sent an asynchronous exception that could land right after a
+lock's acquire(); sys.monitoring's PY_START and JUMP callbacks raise it in
+the thread, at a point its own frame shows to be safe.  GIL builds (3.12+)
+add the same watch once kill() has withheld its exception for a while
+(_kill._WATCH_AFTER; test_next_check.py kills two threads polling one
+Event that way).  The probe that decides whether a raise at a loop's jump
+runs the enclosing handlers, and the rules of where to raise, are checked
+on every CPython with sys.monitoring (3.12+); the kills that rely on the
+watch alone for a running thread on free-threaded builds.
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ import traceback
 import pytest
 from conftest import JOIN_TIMEOUT, run_python
 
-from threadinject import ThreadKilled, _frames, _monitor
+from threadinject import ThreadKilled, _frames, _kill, _monitor
 
 needs_monitoring = pytest.mark.skipif(sys.version_info < (3, 12), reason="sys.monitoring is new in 3.12")
 free_threaded = pytest.mark.skipif(
     _frames.READABLE,
-    reason="the watch is used only where frames cannot be read (free-threaded builds: 3.13t here); "
-           "GIL builds judge by frames, tested in test_kill.py and test_wake_locks.py")
+    reason="the watch is the only way a running thread is killed where frames cannot be read "
+           "(free-threaded builds: 3.13t here); GIL builds judge by frames first (test_kill.py, "
+           "test_wake_locks.py) and add the watch only after withholding (test_next_check.py)")
 
 ROUNDS = 30
 
@@ -196,7 +199,7 @@ def test_where_a_jump_raise_would_skip_handlers_a_loop_is_killed_as_before(api, 
     assert not _monitor.covers_loops()
 
     def busy(stop: threading.Event) -> None:
-        while not stop.is_set():  # Event.is_set: threading's code, never raised in
+        while not stop._flag:  # type: ignore[attr-defined]  # no Python call: stop.is_set() starts one
             pass
 
     target = spawn(busy)
@@ -305,6 +308,65 @@ def test_never_raised_in_threading_code_nor_at_a_python_release(api, spawn):
         assert not event._cond._waiters  # type: ignore[attr-defined]
         assert pylock.inner.acquire(False), "the Python lock was left held"
         pylock.inner.release()
+
+
+@needs_monitoring
+def test_a_calling_frame_is_read_as_at_its_call_on_every_version():
+    # PY_START raises only at a call instruction of the caller; 3.12 puts a
+    # calling frame's f_lasti on the call's last inline cache entry (3.13 on
+    # the call), and read as is that made every call look implicit there
+    def callee(*args: object) -> str:
+        caller = sys._getframe(1)
+        return _monitor._instruction_at(caller.f_code.co_code, caller.f_lasti)
+
+    assert callee() == "CALL"
+    assert callee(*[1]) == "CALL_FUNCTION_EX"
+
+
+@needs_monitoring
+def test_never_raised_at_the_start_of_what_threading_calls(api, spawn, monkeypatch):
+    # A Condition on a lock written in Python takes it back in Condition.wait's
+    # `finally` (_acquire_restore calls its acquire()): a raise at the start
+    # of that acquire() would leave the `with` to release a lock not held.
+    # Event.wait's and Condition.wait's own starts, called from here, are
+    # raise points (nothing is taken yet).  On GIL builds the watch is added
+    # as soon as kill() withholds (_kill._WATCH_AFTER), else the kill would
+    # nearly always be scheduled by kill() itself (test_kill.py).
+    monkeypatch.setattr(_kill, "_WATCH_AFTER", 0.0)
+
+    class PyLock:
+        def __init__(self) -> None:
+            self.inner = threading.Lock()
+
+        def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+            return self.inner.acquire(blocking, timeout)
+
+        def release(self) -> None:
+            self.inner.release()
+
+        def __enter__(self) -> bool:
+            return self.acquire()
+
+        def __exit__(self, *exc_info: object) -> None:
+            self.release()
+
+    pylock = PyLock()
+    cond = threading.Condition(pylock)  # type: ignore[arg-type]
+    event = threading.Event()
+
+    def waits(stop: threading.Event) -> None:
+        while not stop.is_set():
+            with cond:
+                cond.wait(0.0001)
+            event.wait(0)
+
+    for _ in range(ROUNDS):
+        target = spawn(waits)
+        assert api.kill(target.thread, JOIN_TIMEOUT)
+        assert isinstance(target.caught, ThreadKilled), repr(target.caught)
+        assert pylock.inner.acquire(False), "the Python lock was left held"
+        pylock.inner.release()
+        assert not cond._waiters  # type: ignore[attr-defined]
 
 
 KILL_WITHOUT_A_TOOL_ID = """

@@ -217,7 +217,8 @@ def _past_call(thread: threading.Thread, position: tuple[object, int] | None) ->
 
 
 def _schedule_or_withhold(thread: threading.Thread, inject: InjectFn, inject_if_at: InjectIfAtFn,
-                          judged: Judgement) -> tuple[object, int] | None:
+                          judged: Judgement, killed: BaseException | type[BaseException] = ThreadKilled
+                          ) -> tuple[object, int] | None:
     """Inject ThreadKilled, unless it could land right after a lock's
     acquire() succeeds: then return where the thread is, to wait until it is
     past that call.
@@ -231,16 +232,16 @@ def _schedule_or_withhold(thread: threading.Thread, inject: InjectFn, inject_if_
     frame, instruction and system call), checked in the same step as the
     scheduling (the C backend's _inject_if_at).  If it has moved, its new
     position is returned, to be judged again.  `judged`: unsafe_to_land()'s
-    answer for the thread."""
+    answer for the thread; `killed`: what to raise."""
     if judged.unsafe:
         return _position(thread)
     if judged.frame is None:
         # no Python code on its stack (at no call of its own), or no frame
         # to judge by (free-threaded builds: README, Limits)
-        inject(thread, ThreadKilled)
+        inject(thread, killed)
         return None
     ending = () if judged.wake is None else (judged.wake,)
-    if inject_if_at(thread, ThreadKilled, judged.frame, judged.lasti, thread.native_id or 0,
+    if inject_if_at(thread, killed, judged.frame, judged.lasti, thread.native_id or 0,
                     judged.syscall, judged.arg0, *ending):
         return None
     return _position(thread)
@@ -266,45 +267,121 @@ def _join_waking(thread: threading.Thread, deadline: float | None, wake: WakeFn,
     followed by the asynchronous-exception check, or inside a C call, whose
     position is what unsafe_to_land() looks at.  If kill() gives up first,
     the exception stays withdrawn.
+
+    _WATCH_AFTER after it was first withheld, the thread is also left to
+    raise the exception itself where its own frame allows (_monitor.py,
+    3.12+): one that runs almost only through threading's primitives
+    (polling an Event with wait(0)) is seldom where an exception scheduled
+    from here may land, from 3.13 (it lands at the thread's next check), or
+    with two such threads (they keep each other in the primitive's lock
+    wait).  kill() then claims the delivery before each scheduling of its
+    own.
     """
-    pause = 0.001
-    while thread.is_alive():
-        status = WakeStatus.NOT_BLOCKED
-        running = False
+    with contextlib.ExitStack() as watching:
+        delivery = _Delivery(thread, watching)
+        pause = 0.001
+        while thread.is_alive():
+            status = WakeStatus.NOT_BLOCKED
+            running = False
+            try:
+                if delivery.raised_by_thread():
+                    pass  # on its way out: nothing is left to schedule or wake
+                elif withheld_at is not None:
+                    status = WakeStatus.UNSAFE_TO_LAND
+                    # past the call, or blocked in it after all, in a wait that
+                    # wake() ends or defers (it was running when withheld)
+                    judged = unsafe_to_land(thread)
+                    running = judged.syscall in (UNREAD, RUNNING)
+                    if not judged.unsafe or _past_call(thread, withheld_at):
+                        withheld_at = delivery.schedule(inject, inject_if_at, judged)
+                    if withheld_at is not None:
+                        delivery.withheld()
+                elif (judged := unsafe_to_land(thread)).wake is not None:
+                    # in a lock wait with the exception pending (it got there
+                    # from C code): withdraw it and schedule it again as the wait
+                    # is ended, in one step
+                    status = WakeStatus.WOKEN
+                    if delivery.cancel(cancel):
+                        withheld_at = _position(thread)  # withdrawn, if scheduling fails
+                        withheld_at = delivery.schedule(inject, inject_if_at, judged)
+                else:
+                    status = wake(thread).status
+                    if status is WakeStatus.UNSAFE_TO_LAND and delivery.cancel(cancel):
+                        withheld_at = _position(thread)
+            except TimeoutError:
+                # the thread did not take the wake signal (stopped by a
+                # debugger, an overloaded machine): the exception was withdrawn,
+                # and every other thread waited with it; poll slowly
+                status = WakeStatus.SIGNAL_BLOCKED
+            except ThreadNotFoundError:  # it has just finished
+                pass
+            if not _join_a_while(thread, deadline, pause):
+                return  # a withheld kill stays withdrawn: nothing is left to land later
+            # A running thread withheld from is looked at every millisecond: one
+            # that is rarely where the kill may land (polling an Event with
+            # wait(0): README, Limits) is found there sooner
+            pause = 0.001 if running else min(pause * 2, 0.005 if status in _SOON else 0.1)
+
+
+# How long after kill() first withheld its exception on a GIL build it also
+# lets the thread raise it itself (_monitor.py)
+_WATCH_AFTER = 0.02
+
+
+class _Delivery:
+    """kill()'s scheduling of ThreadKilled on a GIL build, and the watch
+    (_monitor.py) it adds _WATCH_AFTER after it first withheld it: with a
+    watch, exactly one of the two delivers (each
+    scheduling is claimed first, and each withdrawal gives the claim back)."""
+
+    def __init__(self, thread: threading.Thread, watching: contextlib.ExitStack) -> None:
+        self._thread = thread
+        self._watching = watching
+        self._withheld_since: float | None = None
+        self._watch: _monitor.Watch | None = None
+        self._tried = False
+
+    def raised_by_thread(self) -> bool:
+        """Whether the thread has raised the exception itself (or is raising it)."""
+        return self._watch is not None and self._watch.raised
+
+    def schedule(self, inject: InjectFn, inject_if_at: InjectIfAtFn,
+                 judged: Judgement) -> tuple[object, int] | None:
+        """_schedule_or_withhold(), claiming the delivery first if watched."""
+        watch = self._watch
+        if watch is None:
+            return _schedule_or_withhold(self._thread, inject, inject_if_at, judged)
+        if not watch.claim():
+            return None  # the thread has raised it itself
         try:
-            if withheld_at is not None:
-                status = WakeStatus.UNSAFE_TO_LAND
-                # past the call, or blocked in it after all, in a wait that
-                # wake() ends or defers (it was running when withheld)
-                judged = unsafe_to_land(thread)
-                running = judged.syscall in (UNREAD, RUNNING)
-                if not judged.unsafe or _past_call(thread, withheld_at):
-                    withheld_at = _schedule_or_withhold(thread, inject, inject_if_at, judged)
-            elif (judged := unsafe_to_land(thread)).wake is not None:
-                # in a lock wait with the exception pending (it got there
-                # from C code): withdraw it and schedule it again as the wait
-                # is ended, in one step
-                status = WakeStatus.WOKEN
-                if cancel(thread):
-                    withheld_at = _position(thread)  # withdrawn, if scheduling fails
-                    withheld_at = _schedule_or_withhold(thread, inject, inject_if_at, judged)
-            else:
-                status = wake(thread).status
-                if status is WakeStatus.UNSAFE_TO_LAND and cancel(thread):
-                    withheld_at = _position(thread)
-        except TimeoutError:
-            # the thread did not take the wake signal (stopped by a
-            # debugger, an overloaded machine): the exception was withdrawn,
-            # and every other thread waited with it; poll slowly
-            status = WakeStatus.SIGNAL_BLOCKED
-        except ThreadNotFoundError:  # it has just finished
-            pass
-        if not _join_a_while(thread, deadline, pause):
-            return  # a withheld kill stays withdrawn: nothing is left to land later
-        # A running thread withheld from is looked at every millisecond: one
-        # that is rarely where the kill may land (polling an Event with
-        # wait(0): README, Limits) is found there sooner
-        pause = 0.001 if running else min(pause * 2, 0.005 if status in _SOON else 0.1)
+            at = _schedule_or_withhold(self._thread, inject, inject_if_at, judged, watch.exc)
+        except BaseException:
+            watch.unclaim()  # nothing was left scheduled
+            raise
+        if at is not None:
+            watch.unclaim()
+        return at
+
+    def cancel(self, cancel: CancelFn) -> bool:
+        """cancel() what was scheduled, giving the claim back if it was withdrawn."""
+        if not cancel(self._thread):
+            return False
+        if self._watch is not None:
+            self._watch.unclaim()
+        return True
+
+    def withheld(self) -> None:
+        """The exception is withheld from the thread: add the watch once
+        it has been withheld for _WATCH_AFTER since it first was."""
+        now = time.monotonic()
+        if self._withheld_since is None:
+            self._withheld_since = now
+        elif now - self._withheld_since >= _WATCH_AFTER and not self._tried:
+            self._tried = True
+            # None where sys.monitoring is missing or has no free tool id;
+            # kills of the same thread at once share one watch, and claim
+            # it the same way
+            self._watch = self._watching.enter_context(_monitor.watching(self._thread.ident, ThreadKilled()))
 
 
 class InjectInCallFn(Protocol):

@@ -1,9 +1,14 @@
-"""Free-threaded kill(): let the target raise ThreadKilled itself, where its own frame says it may.
+"""kill() of a running thread: let the target raise ThreadKilled itself, where its own frame says it may.
 
 On a free-threaded build no other thread's frames can be read (_frames.py),
 so kill() cannot see whether an exception it schedules into a *running*
 thread would land right after a lock's ``acquire()``, before the ``try``
-that releases it (README, Limits).  A thread can read its own frames safely,
+that releases it (README, Limits).  On a GIL build kill() reads them, but
+from 3.13 a scheduled exception lands at the thread's *next* check
+(_landing.py), and a thread that runs almost only through threading's
+primitives (polling an ``Event`` with ``wait(0)``) is seldom where all its
+next checks are safe: kill() adds the watch after it has withheld from such
+a thread for a while (_kill.py).  A thread can read its own frames safely,
 though, and ``sys.monitoring`` (PEP 669, 3.12+) calls a callback in the
 thread that runs the monitored code.  While a kill is under way this module
 enables two events for every thread, with callbacks that return at once in
@@ -20,10 +25,14 @@ any thread but the target:
   target: Python/ceval_macros.h, INSTRUMENTED_JUMP, 3.13), inside whatever
   ``try``/``with`` encloses the loop.
 
-Never in the code of threading, queue or threadinject's private modules (their own lock
-protocols: Condition.wait between queueing its waiter and its ``try``,
-Queue.get between taking an item and returning it), never at the start of a
-function named ``release``, ``__exit__`` or ``__aexit__`` or of one such a
+Never in the code of threading, queue or threadinject's private modules,
+nor at the start of a function they call (their own lock protocols:
+Condition.wait between queueing its waiter and its ``try``, Queue.get
+between taking an item and returning it; a user's lock class that a
+Condition takes back in its ``finally``); a function of threading or queue
+called by other code is a raise point like any other (``Event.wait``: the
+exception comes out of that call before it has taken anything).  Never at
+the start of a function named ``release``, ``__exit__`` or ``__aexit__`` or of one such a
 function calls (the lock would stay held), never at a jump on a line that calls ``acquire``/``__enter__``/
 ``release``/``__exit__`` (``for lock in locks: lock.acquire()`` would leave
 those it took held), and never in a ``finally`` block, in any frame, before
@@ -31,7 +40,8 @@ the release it has ahead (``finally: log(); lock.release()``:
 _landing.before_finally_release()).
 
 The callbacks tell sys.monitoring to stop calling them (DISABLE) at each
-place they never raise at: in the files above, at forward jumps.  Elsewhere,
+place they never raise at: at forward jumps, at any jump in the files above
+and at the start of threadinject's private functions.  Elsewhere,
 in threads no kill is aimed at, they return at once.
 
 Whether a raise at a backward jump runs the enclosing handlers is probed
@@ -88,9 +98,8 @@ _monitoring: Any = getattr(sys, "monitoring", None)
 _PACKAGE_DIR = os.path.dirname(__file__)
 _PRIVATE_MODULES = ("__init__", "_backends", "_ctypes_backend", "_errors", "_frames", "_kill", "_landing",
                     "_locks", "_monitor", "_sync_code", "_syscalls", "_types", "_wake")
-_SKIPPED_FILES = frozenset({threading.__file__, queue.__file__} | {
-    os.path.join(_PACKAGE_DIR, name + ".py") for name in _PRIVATE_MODULES
-})
+_PRIVATE_FILES = frozenset(os.path.join(_PACKAGE_DIR, name + ".py") for name in _PRIVATE_MODULES)
+_SKIPPED_FILES = frozenset({threading.__file__, queue.__file__}) | _PRIVATE_FILES
 _RELEASING = _frames.RELEASING
 _LOCKING_NAMES = frozenset({"acquire", "__enter__", "_acquire_restore", "__aenter__"}) | _RELEASING
 _CALLS = frozenset({"CALL", "CALL_KW", "CALL_FUNCTION_EX"})
@@ -208,8 +217,19 @@ def _raise(watch: Watch) -> None:
         raise watch.exc
 
 
+_CACHE = dis.opmap.get("CACHE", -1)
+
+
+def _instruction_at(code: bytes, lasti: int) -> str:
+    """The name of the instruction a frame is at: while it calls, on 3.12
+    its f_lasti is the call's last inline cache entry (3.13: the call)."""
+    while lasti > 0 and code[lasti] == _CACHE:
+        lasti -= 2
+    return dis.opname[code[lasti]]
+
+
 def _on_start(code: CodeType, offset: int) -> object:
-    if _skipped(code):
+    if code.co_filename in _PRIVATE_FILES:
         return _monitoring.DISABLE  # never raised there: not called there again
     watch = _watched()
     if watch is None or watch.done() or code.co_name in _RELEASING:
@@ -218,7 +238,9 @@ def _on_start(code: CodeType, offset: int) -> object:
         caller = sys._getframe(2)  # 0: this callback, 1: the frame that starts
     except ValueError:  # called from no Python frame
         return None
-    if dis.opname[caller.f_code.co_code[caller.f_lasti]] not in _CALLS:
+    if _skipped(caller.f_code):
+        return None  # called by threading's, queue's or threadinject's own code
+    if _instruction_at(caller.f_code.co_code, caller.f_lasti) not in _CALLS:
         return None  # called implicitly: by an operator, a property, a finalizer...
     if caller.f_code.co_name in _RELEASING:
         return None  # called by a release() or __exit__ that may not have released yet
@@ -374,10 +396,12 @@ def watching(ident: int | None, exc: BaseException) -> Iterator[Watch | None]:
     event (module docstring), unless the Watch yielded is claimed; a kill of
     that thread already under way shares its Watch, whose `exc` is then that
     kill's: the caller must deliver `watch.exc`, whatever way.  Yields
-    None where that cannot be done: GIL builds (kill() reads frames there),
-    interpreters without sys.monitoring, or no free tool id; or no thread
-    (`ident` None: not started)."""
-    if ident is None or _frames.READABLE or not _arm():
+    None where that cannot be done: interpreters without sys.monitoring
+    (before 3.12), or no free tool id; or no thread (`ident` None: not
+    started).  Free-threaded builds watch every kill; GIL builds only one
+    that has long found the thread running where it must not land
+    (_kill.py)."""
+    if ident is None or not _arm():
         yield None
         return
     with _setup:

@@ -33,7 +33,9 @@ frame of that code at any other position, the innermost one or one further
 out (a Queue.get calling a subclass's ``_get``): it withholds it until the
 thread has moved on (_wake.unsafe_to_land()).  On free-threaded builds no
 frame can be read and the thread raises the kill itself, never in this code
-(_monitor.py).  Plain inject() lands wherever the thread is (README, Limits).
+nor at the start of a function it calls (_monitor.py); GIL builds from 3.12
+let it do so too once kill() has withheld the kill for a while (_kill.py).
+Plain inject() lands wherever the thread is (README, Limits).
 """
 
 from __future__ import annotations
