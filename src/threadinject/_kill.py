@@ -331,8 +331,8 @@ _WATCH_AFTER = 0.02
 class _Delivery:
     """kill()'s scheduling of ThreadKilled on a GIL build, and the watch
     (_monitor.py) it adds _WATCH_AFTER after it first withheld it: with a
-    watch, exactly one of the two delivers (each
-    scheduling is claimed first, and each withdrawal gives the claim back)."""
+    watch, exactly one of the two delivers (each scheduling is claimed
+    first, and each withdrawal gives the claim back)."""
 
     def __init__(self, thread: threading.Thread, watching: contextlib.ExitStack) -> None:
         self._thread = thread
@@ -352,7 +352,7 @@ class _Delivery:
         if watch is None:
             return _schedule_or_withhold(self._thread, inject, inject_if_at, judged)
         if not watch.claim():
-            return None  # the thread has raised it itself
+            return None  # raised by the thread, or delivered by another kill() of it sharing the watch
         try:
             at = _schedule_or_withhold(self._thread, inject, inject_if_at, judged, watch.exc)
         except BaseException:

@@ -399,8 +399,7 @@ def watching(ident: int | None, exc: BaseException) -> Iterator[Watch | None]:
     None where that cannot be done: interpreters without sys.monitoring
     (before 3.12), or no free tool id; or no thread (`ident` None: not
     started).  Free-threaded builds watch every kill; GIL builds only one
-    that has long found the thread running where it must not land
-    (_kill.py)."""
+    that has withheld its exception for a while (_kill._WATCH_AFTER)."""
     if ident is None or not _arm():
         yield None
         return
