@@ -109,13 +109,19 @@ def kill_each(api: SimpleNamespace, body: Callable[[list[BaseException], threadi
             assert api.kill(thread, JOIN_TIMEOUT) is True
             thread.join(JOIN_TIMEOUT)
         finally:
-            deadline = time.monotonic() + JOIN_TIMEOUT
-            while thread.is_alive() and time.monotonic() < deadline:  # kill() failed: end it anyhow
-                api.inject(thread, ThreadKilled)
-                thread.join(0.1)
+            end_anyhow(api, thread)
         assert not thread.is_alive()
         assert [type(e) for e in ended] == [ThreadKilled], ended
         after()
+
+
+def end_anyhow(api: SimpleNamespace, thread: threading.Thread) -> None:
+    """After a kill() that may have failed: inject ThreadKilled until
+    `thread` ends, for JOIN_TIMEOUT at most."""
+    deadline = time.monotonic() + JOIN_TIMEOUT
+    while thread.is_alive() and time.monotonic() < deadline:
+        api.inject(thread, ThreadKilled)
+        thread.join(0.1)
 
 
 def lock_is_free(lock: threading.Lock) -> Callable[[], None]:

@@ -19,9 +19,10 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
-from conftest import JOIN_TIMEOUT, kill_each, lock_is_free
+from conftest import JOIN_TIMEOUT, end_anyhow, kill_each, lock_is_free
 
 from threadinject import ThreadKilled, _frames, _landing
 
@@ -48,10 +49,9 @@ def test_kill_never_leaves_held_a_lock_a_running_thread_takes_and_releases(api):
     kill_each(api, body, lock_is_free(lock), 60)
 
 
-def test_kill_of_a_thread_polling_an_event_leaves_the_event_whole(api):
-    event = threading.Event()
-
-    def body(ended, running):
+def _polling(event: threading.Event) -> Callable[[list[BaseException], threading.Event], None]:
+    """A kill_each() body that polls `event` with wait(0) for ever."""
+    def body(ended: list[BaseException], running: threading.Event) -> None:
         try:
             running.set()
             while True:
@@ -59,19 +59,29 @@ def test_kill_of_a_thread_polling_an_event_leaves_the_event_whole(api):
         except ThreadKilled as exc:
             ended.append(exc)
 
-    def event_is_whole():
+    return body
+
+
+def _is_whole(event: threading.Event) -> Callable[[], None]:
+    """A kill_each() after(): `event`'s lock free, no waiter left queued."""
+    def check() -> None:
         cond = event._cond  # type: ignore[attr-defined]
-        assert cond.acquire(False), "the kill left the Event's lock held"
+        assert cond.acquire(False), "a kill left the Event's lock held"
         try:
-            assert not cond._waiters, "the kill left a waiter queued"
+            assert not cond._waiters, "a kill left a waiter queued"
         finally:
             cond.release()
 
+    return check
+
+
+def test_kill_of_a_thread_polling_an_event_leaves_the_event_whole(api):
+    event = threading.Event()
     # few: kill() finds such a thread where its exception may land only in
     # about 1 look in 220 on 3.13.0; from 3.12 the thread raises the kill
     # itself at its next Event.wait() once kill() has withheld it for 20 ms
     # (_monitor.py; README, Limits)
-    kill_each(api, body, event_is_whole, 5)
+    kill_each(api, _polling(event), _is_whole(event), 5)
 
 
 @pytest.mark.skipif(sys.version_info < (3, 12), reason="needs sys.monitoring (3.12+): on 3.9-3.11 two "
@@ -83,40 +93,24 @@ def test_kill_of_threads_polling_one_event_ends_each_and_leaves_the_event_whole(
     # neither where its exception may land within 10 s, until the thread
     # was left to raise it itself at its next Event.wait() (_monitor.py)
     event = threading.Event()
-
-    def poll(ended: list[BaseException], running: threading.Barrier) -> None:
-        try:
-            running.wait()
-            while True:
-                event.wait(0)
-        except ThreadKilled as exc:
-            ended.append(exc)
-
+    poll = _polling(event)
     for _ in range(5):
         ended: list[BaseException] = []
-        running = threading.Barrier(3)
-        pollers = [threading.Thread(target=poll, args=(ended, running), daemon=True) for _ in range(2)]
+        running = [threading.Event(), threading.Event()]
+        pollers = [threading.Thread(target=poll, args=(ended, started), daemon=True) for started in running]
         for poller in pollers:
             poller.start()
         try:
-            running.wait(JOIN_TIMEOUT)
+            assert all(started.wait(JOIN_TIMEOUT) for started in running)
             time.sleep(0.001)
             for poller in pollers:
                 assert api.kill(poller, JOIN_TIMEOUT) is True
         finally:
-            for poller in pollers:  # kill() failed: end them anyhow
-                deadline = time.monotonic() + JOIN_TIMEOUT
-                while poller.is_alive() and time.monotonic() < deadline:
-                    api.inject(poller, ThreadKilled)
-                    poller.join(0.1)
+            for poller in pollers:
+                end_anyhow(api, poller)
         assert not any(poller.is_alive() for poller in pollers)
         assert [type(e) for e in ended] == [ThreadKilled, ThreadKilled], ended
-        cond = event._cond  # type: ignore[attr-defined]
-        assert cond.acquire(False), "a kill left the Event's lock held"
-        try:
-            assert not cond._waiters, "a kill left a waiter queued"
-        finally:
-            cond.release()
+        _is_whole(event)()
 
 
 def _looping(lock):
