@@ -25,6 +25,7 @@
 #include "active_watch.h"
 #include "pending.h"
 #include "wake.h"
+#include "withdrawal_signal.h"
 
 #include <errno.h>
 
@@ -332,6 +333,22 @@ set_pending(core_state *st, target *t, PyObject *exc, let_go *gone, int *was_pen
     return rc;
 }
 
+/* set_pending(st, t, NULL, ...), then what follows a withdrawal outside the
+ * step: letting go, and clearing the signal it leaves on CPython 3.11
+ * (withdrawal_signal.c).  Returns as set_pending(), or -1 with an exception
+ * a signal handler raised meanwhile (the exception is withdrawn then too). */
+static int
+withdraw(core_state *st, target *t, int *was_pending)
+{
+    let_go gone;
+    int rc = set_pending(st, t, NULL, &gone, was_pending);
+    let_go_release(&gone);
+    if (rc == 1 && ti_clear_withdrawal_signal(st) < 0) {
+        return -1;
+    }
+    return rc;
+}
+
 /* sys._current_frames(): {ident: frame} for every thread of the interpreter,
  * as a new reference. */
 static PyObject *
@@ -544,10 +561,8 @@ end_lock_wait(core_state *st, target *t, long tid, const ti_lock_wake *wait)
     if (rc == 1) {
         return 1;
     }
-    let_go gone;
     int was_pending = 0;
-    int withdrawn = set_pending(st, t, NULL, &gone, &was_pending);
-    let_go_release(&gone);
+    int withdrawn = withdraw(st, t, &was_pending);
     if (withdrawn < 0) {
         return -1;
     }
@@ -648,10 +663,8 @@ ti_inject_in_call(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         if (scheduled == 1 && !held) {
             /* the handler gave up first, and the thread may have run on:
              * withdrawn (False: the caller judges it afresh) */
-            let_go gone;
             int was_pending = 0;
-            rc = set_pending(st, &t, NULL, &gone, &was_pending) < 0 ? -1 : 0;
-            let_go_release(&gone);
+            rc = withdraw(st, &t, &was_pending) < 0 ? -1 : 0;
         }
         else if (scheduled == 0) {
             not_running(st, args[0], &t);
@@ -686,10 +699,8 @@ ti_cancel(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (target_from_arg(st, args[0], "cancel", &t) < 0) {
         return NULL;
     }
-    let_go gone;
     int was_pending = 0;
-    int rc = set_pending(st, &t, NULL, &gone, &was_pending);
-    let_go_release(&gone);
+    int rc = withdraw(st, &t, &was_pending);
     if (rc == 0) {
         not_running(st, args[0], &t);
     }

@@ -8,6 +8,7 @@
 #include "monitor_filter.h"
 #include "pending.h"
 #include "wake.h"
+#include "withdrawal_signal.h"
 
 PyDoc_STRVAR(inject_doc,
 "inject(thread, exc, /)\n--\n\n"
@@ -115,6 +116,9 @@ core_exec(PyObject *module)
     if (st->str_ident == NULL || st->str_f_lasti == NULL || st->gc == NULL) {
         return -1;
     }
+    if (ti_withdrawal_signal_init(st) < 0) {
+        return -1;
+    }
     st->carrier = ti_carrier_type_new(module);
     if (st->carrier == NULL) {
         return -1;
@@ -146,6 +150,8 @@ core_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->monitor_watched);
     Py_VISIT(st->monitor_on_start);
     Py_VISIT(st->monitor_on_jump);
+    Py_VISIT(st->withdrawal_signal);
+    Py_VISIT(st->withdrawal_receiver);
     return 0;
 }
 
@@ -168,6 +174,8 @@ core_clear(PyObject *module)
     Py_CLEAR(st->monitor_watched);
     Py_CLEAR(st->monitor_on_start);
     Py_CLEAR(st->monitor_on_jump);
+    Py_CLEAR(st->withdrawal_signal);
+    Py_CLEAR(st->withdrawal_receiver);
     return 0;
 }
 

@@ -67,6 +67,10 @@ typedef struct {
     PyObject *monitor_watched;
     PyObject *monitor_on_start;
     PyObject *monitor_on_jump;
+    /* CPython 3.11: the exception and the Python function that clear the
+     * signal a withdrawal leaves (withdrawal_signal.c); NULL elsewhere. */
+    PyObject *withdrawal_signal;
+    PyObject *withdrawal_receiver;
 } core_state;
 
 /* Who may touch the pending table: with a GIL, the code that touches it

@@ -180,6 +180,42 @@ def test_cancel_withdraws_pending_injection(api, spawn):
     assert target.caught is None and delivered == ["ran to the end"]
 
 
+def test_a_thread_with_a_trace_function_runs_on_after_a_cancel(api, spawn):
+    # CPython 3.11 leaves the eval breaker signalled after a withdrawal,
+    # and a thread with a trace function (a debugger's, coverage's) then
+    # never got past its next function start: the calls stopped for good
+    # on 3.11.7 with both backends before cancel() cleared it
+    # (csrc/withdrawal_signal.c); the other versions never stopped
+    calls = [0]
+
+    def tick() -> None:
+        calls[0] += 1
+
+    def traced(stop: threading.Event) -> None:
+        sys.settrace(lambda frame, event, arg: None)
+        try:
+            while not stop._flag:  # type: ignore[attr-defined]  # no call of threading's: only tick()
+                tick()
+        finally:
+            sys.settrace(None)
+
+    idle = spawn(lambda stop: stop.wait(JOIN_TIMEOUT))  # an exception for it stays scheduled
+    wait_until_waiting(idle.thread)
+    target = spawn(traced)
+    for _ in range(3):
+        api.inject(idle.thread, Custom(7, "withdrawn"))
+        assert api.cancel(idle.thread) is True
+        seen = calls[0]
+        deadline = time.monotonic() + JOIN_TIMEOUT
+        while calls[0] == seen and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert calls[0] > seen, "the traced thread stopped calling after cancel()"
+    target.stop.set()
+    target.join()
+    idle.join()
+    assert target.caught is None and idle.caught is None
+
+
 def _carrier(api, exc):
     """The private class a backend schedules with PyThreadState_SetAsyncExc."""
     if api.name == "c":

@@ -47,6 +47,40 @@ _clear_async_exc.restype = ctypes.c_int
 _MAX_IDENT = 2 ** (8 * ctypes.sizeof(ctypes.c_ulong)) - 1
 _DELIVER_BY_RAISING = sys.version_info < (3, 12)
 
+# CPython 3.11: PyThreadState_SetAsyncExc(id, NULL) leaves the eval breaker
+# signalled until some thread receives an exception, and meanwhile a thread
+# with a trace function never gets past its next function start
+# (csrc/withdrawal_signal.c has the details and the measurement).
+_WITHDRAWAL_SIGNALS = sys.version_info[:2] == (3, 11)
+
+
+class _WithdrawalSignal(BaseException):
+    """Received by the thread that withdrew an injection, at once (3.11)."""
+
+
+def _receive_withdrawal_signal() -> None:
+    """A Python function: its first check receives the signal."""
+
+
+def _clear_withdrawal_signal() -> None:
+    """Clear the signal a withdrawal left (3.11), the one public way: this
+    thread receives an exception of ours at once and drops it.  Called right
+    after the withdrawal: this thread has none of its own scheduled, since
+    one scheduled while it let the GIL go is received at the check where it
+    takes it back, and none was passed since (the csrc counterpart reads
+    PyThreadState.async_exc to be sure, which ctypes cannot)."""
+    me = threading.get_ident()
+    try:
+        _set_async_exc(me, _WithdrawalSignal)
+        _receive_withdrawal_signal()
+    except _WithdrawalSignal:
+        return
+    except BaseException:  # a signal handler's, raised first: take ours back
+        _clear_async_exc(me, None)
+        raise
+    _clear_async_exc(me, None)  # not received (the first check above rules it out)
+
+
 # {ident: [exception class or instance, withdrawn]} injected and not yet
 # received.  An entry is removed when it is received or replaced; cancel()
 # marks it withdrawn in place (the receiving thread may be popping it at that
@@ -180,6 +214,8 @@ def _set_pending(
             if previous is not None:
                 previous[1] = True
             found = _clear_async_exc(ident, None) != 0
+            if found and _WITHDRAWAL_SIGNALS:
+                _clear_withdrawal_signal()
         else:
             _pending[ident] = [exc, False]
             found = _set_async_exc(ident, _carrier_for(exc)) != 0
