@@ -1,14 +1,16 @@
 """kill() of threads polling an Event with wait(0), with and without the watch.
 
-    python benchmarks/bench_kill_pollers.py [ROUNDS]      (or: tools/test -s bench; GIL builds 3.12+)
+    python benchmarks/bench_kill_pollers.py [ROUNDS]      (or: tools/test -s bench; GIL builds)
 
 A thread looping on ``event.wait(0)`` runs almost only through threading's
 Event and Condition code, where kill() must not let its exception land (it
 would leave the condition's lock held or a waiter queued): from 3.13 kill()
 finds it where all its next checks are safe about once in 220 looks, and two
 such threads polling one Event keep each other in the condition's lock wait.
-From 3.12 kill() lets the thread raise the kill itself at its next safe
-Python call once it has withheld it for _kill._WATCH_AFTER (_monitor.py).
+kill() lets the thread raise the kill itself at its next safe Python call
+once it has withheld it for _kill._WATCH_AFTER (_monitor.py: sys.monitoring
+from 3.12; on 3.9-3.11 a trace function in that thread, which needs the C
+extension).
 Timed here in one process, interleaved: kills with the watch as shipped and
 with it turned off (_WATCH_AFTER infinite), of one poller and of each of two
 pollers of one Event; a kill not done within LIMIT seconds counts as LIMIT
@@ -26,7 +28,7 @@ import threading
 import time
 
 import threadinject
-from threadinject import ThreadKilled, _kill
+from threadinject import ThreadKilled, _kill, _monitor
 
 LIMIT = 3.0
 
@@ -72,9 +74,12 @@ WATCH_AFTER = _kill._WATCH_AFTER
 
 
 def main() -> int:
-    if sys.version_info < (3, 12) or sysconfig.get_config_var("Py_GIL_DISABLED"):
-        print("nothing to compare here: 3.9-3.11 have no sys.monitoring, and free-threaded builds "
-              "use the watch for every kill")
+    if sysconfig.get_config_var("Py_GIL_DISABLED"):
+        print("nothing to compare here: free-threaded builds use the watch for every kill")
+        return 0
+    if sys.version_info < (3, 12) and _monitor._thread_tracer() is None:
+        print("nothing to compare here: 3.9-3.11 watch a thread through the C extension, "
+              "which is not used (THREADINJECT_PURE_PYTHON=1, or not built)")
         return 0
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 10
     cases = {(pollers, name): [] for pollers in (1, 2) for name in ("watch", "no watch")}

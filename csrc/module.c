@@ -1,12 +1,14 @@
 /* threadinject._core: module initialisation and the method table.
  * The functions themselves are in inject.c; the carrier type in carrier.c;
  * the system-call wake in wake_*.c; kill()'s sys.monitoring filters in
- * monitor_filter.c. */
+ * monitor_filter.c; their 3.9-3.11 counterpart, a trace function in one
+ * thread, in thread_trace.c. */
 #include "active_watch.h"
 #include "carrier.h"
 #include "inject.h"
 #include "monitor_filter.h"
 #include "pending.h"
+#include "thread_trace.h"
 #include "wake.h"
 #include "withdrawal_signal.h"
 
@@ -40,6 +42,12 @@ static PyMethodDef core_methods[] = {
      "Private: sys.monitoring PY_START callback; None unless this thread is watched."},
     {"_monitor_on_jump", (PyCFunction)(void (*)(void))ti_monitor_on_jump, METH_FASTCALL,
      "Private: sys.monitoring JUMP callback; None unless this thread is watched."},
+#if TI_THREAD_TRACE
+    {"_trace_thread", (PyCFunction)(void (*)(void))ti_trace_thread, METH_FASTCALL,
+     "Private: pass one thread's call and line events to a Python callback (3.9-3.11)."},
+    {"_untrace_thread", (PyCFunction)(void (*)(void))ti_untrace_thread, METH_FASTCALL,
+     "Private: undo _trace_thread() if its trace function is still the thread's."},
+#endif
     {NULL, NULL, 0, NULL},
 };
 

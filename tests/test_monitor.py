@@ -24,6 +24,10 @@ from conftest import JOIN_TIMEOUT, run_python
 from threadinject import ThreadKilled, _frames, _kill, _monitor
 
 needs_monitoring = pytest.mark.skipif(sys.version_info < (3, 12), reason="sys.monitoring is new in 3.12")
+needs_a_watch = pytest.mark.skipif(
+    sys.version_info < (3, 12) and _monitor._thread_tracer() is None,
+    reason="3.9-3.11 watch through the C extension's trace function (test_thread_trace.py): not in nox's "
+           "no_compiler session nor with THREADINJECT_PURE_PYTHON=1; runs in every other session")
 free_threaded = pytest.mark.skipif(
     _frames.READABLE,
     reason="the watch is the only way a running thread is killed where frames cannot be read "
@@ -310,20 +314,32 @@ def test_never_raised_in_threading_code_nor_at_a_python_release(api, spawn):
         pylock.inner.release()
 
 
-@needs_monitoring
 def test_a_calling_frame_is_read_as_at_its_call_on_every_version():
     # PY_START raises only at a call instruction of the caller; 3.12 puts a
     # calling frame's f_lasti on the call's last inline cache entry (3.13 on
     # the call), and read as is that made every call look implicit there
-    def callee(*args: object) -> str:
+    def callee(*args: object, **kwargs: object) -> str:
         caller = sys._getframe(1)
         return _monitor._instruction_at(caller.f_code.co_code, caller.f_lasti)
 
-    assert callee() == "CALL"
+    assert callee() == ("CALL_FUNCTION" if sys.version_info < (3, 11) else "CALL")
+    assert callee(k=1) == ("CALL_FUNCTION_KW" if sys.version_info < (3, 11) else
+                           "CALL" if sys.version_info < (3, 13) else "CALL_KW")
     assert callee(*[1]) == "CALL_FUNCTION_EX"
+    frame_of_property = []
+
+    class Reads:
+        @property
+        def value(self) -> None:  # called implicitly: by an attribute's look-up
+            caller = sys._getframe(1)
+            frame_of_property.append(_monitor._instruction_at(caller.f_code.co_code, caller.f_lasti))
+
+    Reads().value  # noqa: B018
+    assert {callee(), callee(k=1), callee(*[1])} <= _monitor._CALLS
+    assert frame_of_property[0] not in _monitor._CALLS
 
 
-@needs_monitoring
+@needs_a_watch
 def test_never_raised_at_the_start_of_what_threading_calls(api, spawn, monkeypatch):
     # A Condition on a lock written in Python takes it back in Condition.wait's
     # `finally` (_acquire_restore calls its acquire()): a raise at the start

@@ -24,7 +24,7 @@ from collections.abc import Callable
 import pytest
 from conftest import JOIN_TIMEOUT, end_anyhow, kill_each, lock_is_free
 
-from threadinject import ThreadKilled, _frames, _landing
+from threadinject import ThreadKilled, _frames, _landing, _monitor
 
 pytestmark = pytest.mark.skipif(
     not _frames.READABLE,
@@ -84,14 +84,16 @@ def test_kill_of_a_thread_polling_an_event_leaves_the_event_whole(api):
     kill_each(api, _polling(event), _is_whole(event), 5)
 
 
-@pytest.mark.skipif(sys.version_info < (3, 12), reason="needs sys.monitoring (3.12+): on 3.9-3.11 two "
-                    "threads polling one Event keep each other where kill() may not land, and it returns "
-                    "False (README, Limits); runs on every 3.12+ in CI")
+@pytest.mark.skipif(sys.version_info < (3, 12) and _monitor._thread_tracer() is None,
+                    reason="needs the watch: sys.monitoring (3.12+), or the C extension's trace function "
+                    "(3.9-3.11); without it two threads polling one Event keep each other where kill() may "
+                    "not land, and it returns False (README, Limits); runs in every session but no_compiler")
 def test_kill_of_threads_polling_one_event_ends_each_and_leaves_the_event_whole(api):
     # Each poller is mostly in Event.wait's `with` or waiting for the
     # condition's lock the other holds: on 3.12.1 and 3.13.0 kill() found
-    # neither where its exception may land within 10 s, until the thread
-    # was left to raise it itself at its next Event.wait() (_monitor.py)
+    # neither where its exception may land within 10 s (3 s on 3.9-3.11),
+    # until the thread was left to raise it itself at its next Event.wait()
+    # (_monitor.py; before 3.12, through its trace function)
     event = threading.Event()
     poll = _polling(event)
     for _ in range(5):

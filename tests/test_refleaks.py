@@ -332,3 +332,38 @@ def test_monitor_filters_leak_nothing():
 
     before, after, grown = measure(cycle, ROUNDS, code, watch, _monitor._watches)
     assert before == after and grown < LIMIT, (before, after, grown)
+
+
+@pytest.mark.skipif(not hasattr(core, "_trace_thread"), reason="3.9-3.11 only (csrc/thread_trace.c): "
+                    "3.12+ watch through sys.monitoring (test_monitor_filters_leak_nothing)")
+def test_thread_trace_leaks_nothing():
+    me = threading.get_ident()
+    instance = Injected("raised by the trace function")
+
+    def traced() -> int:
+        one = 1
+        return one
+
+    def callback(frame):
+        if frame.f_code is traced.__code__:
+            raise instance  # as traced() starts: the trace function takes itself away
+
+    def cycle():
+        assert core._trace_thread(me, callback)
+        try:
+            traced()
+        except Injected as exc:
+            exc.__traceback__ = None  # raised again, the instance would grow its traceback
+        else:
+            raise AssertionError("the callback's exception did not come out")
+        assert sys.gettrace() is None
+        assert core._trace_thread(other, callback) and not core._trace_thread(other, callback)
+        assert core._untrace_thread(other, callback) and not core._untrace_thread(other, callback)
+        raises((TypeError,), core._trace_thread, me)
+        raises((TypeError,), core._untrace_thread, me, 1)
+        raises((ValueError,), core._trace_thread, -1, callback)
+
+    with waiting_thread() as target:
+        other = target.ident
+        before, after, grown = measure(cycle, ROUNDS, instance, callback, traced)
+    assert before == after and grown < LIMIT, (before, after, grown)

@@ -39,6 +39,14 @@ those it took held), and never in a ``finally`` block, in any frame, before
 the release it has ahead (``finally: log(); lock.release()``:
 _landing.before_finally_release()).
 
+Before 3.12 there is no sys.monitoring: while a kill is under way the C
+extension sets a trace function in the target thread alone
+(csrc/thread_trace.c), whose "call" events apply the PY_START rule above
+(_on_call; a generator's resumption is no start).  It turns line events
+off: nothing raises at loops there (kill() judges those by frames, as it
+did before the watch), and it is not set in a thread that has a trace
+function of its own, nor without the C extension.
+
 The callbacks tell sys.monitoring to stop calling them (DISABLE) at each
 place they never raise at: at forward jumps, at any jump in the files above
 and at the start of threadinject's private functions.  Elsewhere,
@@ -76,7 +84,7 @@ import queue
 import sys
 import threading
 from collections.abc import Iterator
-from types import CodeType
+from types import CodeType, FrameType
 from typing import Any, Callable
 
 from . import _frames, _landing
@@ -102,7 +110,8 @@ _PRIVATE_FILES = frozenset(os.path.join(_PACKAGE_DIR, name + ".py") for name in 
 _SKIPPED_FILES = frozenset({threading.__file__, queue.__file__}) | _PRIVATE_FILES
 _RELEASING = _frames.RELEASING
 _LOCKING_NAMES = frozenset({"acquire", "__enter__", "_acquire_restore", "__aenter__"}) | _RELEASING
-_CALLS = frozenset({"CALL", "CALL_KW", "CALL_FUNCTION_EX"})
+_CALLS = frozenset({"CALL", "CALL_KW", "CALL_FUNCTION_EX",
+                    "CALL_FUNCTION", "CALL_FUNCTION_KW", "CALL_METHOD"})  # 3.9, 3.10
 
 
 class Watch:
@@ -228,25 +237,33 @@ def _instruction_at(code: bytes, lasti: int) -> str:
     return dis.opname[code[lasti]]
 
 
+def _raises_at_start(frame: FrameType, caller: FrameType | None, offset: int) -> bool:
+    """Whether `frame`, a Python function starting at `offset`, may raise
+    there (the PY_START rule: module docstring)."""
+    if frame.f_code.co_name in _RELEASING or caller is None:  # None: called from no Python frame
+        return False
+    if _skipped(caller.f_code):
+        return False  # called by threading's, queue's or threadinject's own code
+    if _instruction_at(caller.f_code.co_code, caller.f_lasti) not in _CALLS:
+        return False  # called implicitly: by an operator, a property, a finalizer...
+    if caller.f_code.co_name in _RELEASING:
+        return False  # called by a release() or __exit__ that may not have released yet
+    # not called as a release, nor in a finally block (here or further out) before its release
+    return not _landing.skips_a_release(frame, offset)
+
+
 def _on_start(code: CodeType, offset: int) -> object:
     if code.co_filename in _PRIVATE_FILES:
         return _monitoring.DISABLE  # never raised there: not called there again
     watch = _watched()
-    if watch is None or watch.done() or code.co_name in _RELEASING:
+    if watch is None or watch.done():
         return None
     try:
-        caller = sys._getframe(2)  # 0: this callback, 1: the frame that starts
-    except ValueError:  # called from no Python frame
-        return None
-    if _skipped(caller.f_code):
-        return None  # called by threading's, queue's or threadinject's own code
-    if _instruction_at(caller.f_code.co_code, caller.f_lasti) not in _CALLS:
-        return None  # called implicitly: by an operator, a property, a finalizer...
-    if caller.f_code.co_name in _RELEASING:
-        return None  # called by a release() or __exit__ that may not have released yet
-    if _landing.skips_a_release(sys._getframe(1), offset):
-        return None  # called as a release, or in a finally block (here or further out) before its release
-    _raise(watch)
+        caller: FrameType | None = sys._getframe(2)  # 0: this callback, 1: the frame that starts
+    except ValueError:
+        caller = None
+    if _raises_at_start(sys._getframe(1), caller, offset):
+        _raise(watch)
     return None
 
 
@@ -262,6 +279,35 @@ def _on_jump(code: CodeType, source: int, target: int) -> object:
     return None
 
 
+_RESUME = dis.opmap.get("RESUME", -1)
+
+
+def _starts_afresh(frame: FrameType) -> bool:
+    """At a "call" event: whether `frame` starts (a call, or a generator's
+    first run), rather than resumes (a generator after a yield: raising
+    there would leave it without running the handlers it is inside)."""
+    if _RESUME < 0:  # 3.9, 3.10: no instruction has run yet
+        return frame.f_lasti < 0
+    code = frame.f_code.co_code  # 3.11: at a RESUME whose argument says why
+    return code[frame.f_lasti] == _RESUME and code[frame.f_lasti + 1] == 0
+
+
+def _on_call(frame: FrameType) -> None:
+    """The trace function of a thread kill() watches on 3.9-3.11
+    (csrc/thread_trace.c), at each "call" event: the PY_START rule.  No
+    line events: raised at a loop's line, the thread would spend most of a
+    tight loop in this function, where kill() cannot schedule its own
+    exception (_wake._in_a_watch_callback()); kill() judges such loops by
+    their frames, as it did before the watch."""
+    code = frame.f_code
+    if code.co_filename in _PRIVATE_FILES or not _starts_afresh(frame):
+        return
+    watch = _watched()
+    if watch is not None and not watch.done() and \
+            _raises_at_start(frame, frame.f_back, max(frame.f_lasti, 0)):  # 3.9, 3.10: f_lasti -1
+        _raise(watch)
+
+
 def _set_events(events: int) -> None:
     assert _tool is not None
     _monitoring.set_events(_tool, events)
@@ -271,22 +317,29 @@ def _set_events(events: int) -> None:
 callbacks_in_c = False
 
 
+def _c_module() -> Any:
+    """threadinject._core, or None if the C extension is missing or
+    THREADINJECT_PURE_PYTHON=1 (_backends.select()'s rule)."""
+    if os.environ.get("THREADINJECT_PURE_PYTHON", "") not in ("", "0"):
+        return None
+    try:
+        from . import _core
+    except ImportError:
+        return None
+    return _core
+
+
 def _callbacks() -> tuple[Callable[..., object], Callable[..., object]]:
     """The callbacks to register: the C module's (csrc/monitor_filter.c),
     which answer at once in threads no kill is aimed at and call _on_start
-    and _on_jump in the others, unless the C extension is missing or
-    THREADINJECT_PURE_PYTHON=1 (_backends.select()'s rule)."""
+    and _on_jump in the others; these functions without it."""
     global callbacks_in_c
-    if os.environ.get("THREADINJECT_PURE_PYTHON", "") in ("", "0"):
-        try:
-            from . import _core
-        except ImportError:
-            pass
-        else:
-            _core._monitor_setup(_watches, _on_start, _on_jump)
-            callbacks_in_c = True
-            return _core._monitor_on_start, _core._monitor_on_jump
-    return _on_start, _on_jump
+    core = _c_module()
+    if core is None:
+        return _on_start, _on_jump
+    core._monitor_setup(_watches, _on_start, _on_jump)
+    callbacks_in_c = True
+    return core._monitor_on_start, core._monitor_on_jump
 
 
 def _register() -> bool:
@@ -384,6 +437,42 @@ def _disarm() -> None:
             _set_events(0)
 
 
+# by thread ident, under _setup: how many watches of that thread have its
+# trace function set (3.9-3.11)
+_traced: dict[int, int] = {}
+
+
+def _thread_tracer() -> Any:
+    """The C module where it can trace one thread (3.9-3.11,
+    csrc/thread_trace.c), else None."""
+    if _monitoring is not None:
+        return None
+    core = _c_module()
+    return core if hasattr(core, "_trace_thread") else None
+
+
+def _trace(ident: int) -> bool:
+    """Set the thread's trace function (the first watch of it); False if
+    this interpreter cannot, or the thread has a trace function of its own."""
+    with _setup:
+        count = _traced.get(ident, 0)
+        if count == 0:
+            tracer = _thread_tracer()
+            if tracer is None or not tracer._trace_thread(ident, _on_call):
+                return False
+        _traced[ident] = count + 1
+        return True
+
+
+def _untrace(ident: int) -> None:
+    with _setup:
+        count = _traced.pop(ident) - 1
+        if count > 0:
+            _traced[ident] = count
+            return
+        _thread_tracer()._untrace_thread(ident, _on_call)  # unless it raised: it takes itself away then
+
+
 def covers_loops() -> bool:
     """Whether the events raise in a thread that loops without calling a
     Python function (JUMP is used here: _jumps_sound)."""
@@ -395,12 +484,16 @@ def watching(ident: int | None, exc: BaseException) -> Iterator[Watch | None]:
     """Within the block the thread `ident` raises `exc` at its next safe
     event (module docstring), unless the Watch yielded is claimed; a kill of
     that thread already under way shares its Watch, whose `exc` is then that
-    kill's: the caller must deliver `watch.exc`, whatever way.  Yields
-    None where that cannot be done: interpreters without sys.monitoring
-    (before 3.12), or no free tool id; or no thread (`ident` None: not
-    started).  Free-threaded builds watch every kill; GIL builds only one
-    that has withheld its exception for a while (_kill._WATCH_AFTER)."""
-    if ident is None or not _arm():
+    kill's: the caller must deliver `watch.exc`, whatever way.  Before
+    3.12 the thread's own trace function (csrc/thread_trace.c) applies
+    PY_START's rule at its calls (_on_call), and nothing watches its loops.  Yields None where that
+    cannot be done: no free tool id; 3.9-3.11 without the C extension, or
+    a thread with a trace function of its own (a debugger's, coverage's);
+    no thread (`ident` None: not started).  Free-threaded builds watch
+    every kill; GIL builds only one that has withheld its exception for a
+    while (_kill._WATCH_AFTER)."""
+    traced = _monitoring is None
+    if ident is None or not (_trace(ident) if traced else _arm()):
         yield None
         return
     with _setup:
@@ -419,4 +512,7 @@ def watching(ident: int | None, exc: BaseException) -> Iterator[Watch | None]:
                 _kills[ident] = watch, sharing - 1
             else:
                 _watches.pop(ident, None)
-        _disarm()
+        if traced:
+            _untrace(ident)
+        else:
+            _disarm()

@@ -1,0 +1,153 @@
+/* kill()'s watch on CPython 3.9-3.11: a trace function in the target only.
+ *
+ * From 3.12, kill() lets a thread it has long withheld its exception from
+ * raise it itself, where its own frame says it may, through sys.monitoring
+ * callbacks (src/threadinject/_monitor.py).  Before 3.12 there is no
+ * sys.monitoring, but CPython calls a C trace function set for one thread
+ * at each start of a Python function in that thread, and one that returns
+ * -1 with an exception set there raises it out of that function before its
+ * first instruction (Python/ceval.c: 3.9 and 3.10 leave the frame at once,
+ * 3.11 raises at its first instruction, RESUME).
+ *
+ * _PyEval_SetTrace(tstate, ...) sets another thread's trace function: it
+ * needs the GIL (these versions have no free-threaded build), and it is what
+ * threading.settrace_all_threads() uses from 3.12 (Python/ceval.c, 3.12.1).
+ * The thread state is found with the public iteration API under the GIL,
+ * without the runtime's head lock, which is internal: CPython's threads and
+ * those of PyGILState_Ensure() unlink their states holding the GIL
+ * (_PyThreadState_DeleteCurrent(), Python/pystate.c 3.9-3.11), and a state
+ * is linked in complete, its `next` set before the head points to it.  The
+ * limit: an extension that deletes a thread state of its own without the
+ * GIL (PyThreadState_Delete() allows it) while this walks the list. */
+#include "thread_trace.h"
+
+#if TI_THREAD_TRACE
+
+#include <frameobject.h>
+
+/* The trace function: `callback(frame)` at each call event (a Python
+ * function starts, or a generator resumes); when it raises, this thread is
+ * traced no more and the exception comes out of `frame` before its first
+ * instruction.
+ *
+ * Line events are turned off, frame by frame, at the first one or at the
+ * call: raising at loops would run the callback at every line, and kill()
+ * does not schedule its own exception while the thread runs the callback
+ * (_wake._in_a_watch_callback(): it would come out at the event), so a
+ * thread spending most of its time there was hardly ever killed
+ * (tests/test_finally.py, 3.9.18).
+ *
+ * Not while an exception is scheduled for the thread (by kill(), which
+ * judged where it lands, or by anyone): the callback is Python code, and
+ * the exception would land in it, at its first check, and come out at this
+ * event instead of where it would without the trace function. */
+static int
+trampoline(PyObject *callback, PyFrameObject *frame, int what, PyObject *arg)
+{
+    (void)arg;
+    if (what != PyTrace_CALL && what != PyTrace_LINE) {
+        return 0;
+    }
+    /* an attribute of every frame on 3.9-3.11 (the field is internal on
+     * 3.11): setting it cannot fail there, and a frame that kept its line
+     * events would only cost time */
+    if (PyObject_SetAttrString((PyObject *)frame, "f_trace_lines", Py_False) < 0) {
+        PyErr_Clear();
+    }
+    if (what == PyTrace_LINE || PyThreadState_Get()->async_exc != NULL) {
+        return 0;
+    }
+    PyObject *result = PyObject_CallOneArg(callback, (PyObject *)frame);
+    if (result != NULL) {
+        Py_DECREF(result);
+        return 0;
+    }
+    /* As sys.settrace()'s trampoline does (Python/sysmodule.c), but keeping
+     * the exception: an audit hook that refuses is answered by the watch
+     * ending, which takes the trace function away again (_untrace_thread). */
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    if (_PyEval_SetTrace(PyThreadState_Get(), NULL, NULL) < 0) {
+        PyErr_Clear();
+    }
+    PyErr_Restore(type, value, traceback);
+    return -1;
+}
+
+/* The thread state of thread `ident` in this interpreter (borrowed), or NULL. */
+static PyThreadState *
+thread_state_of(unsigned long ident)
+{
+    PyThreadState *ts = PyInterpreterState_ThreadHead(PyThreadState_GetInterpreter(PyThreadState_Get()));
+    while (ts != NULL && ts->thread_id != ident) {
+        ts = PyThreadState_Next(ts);
+    }
+    return ts;
+}
+
+/* Parse (ident, callback); 0, or -1 with TypeError/ValueError set. */
+static int
+parse_args(const char *fname, PyObject *const *args, Py_ssize_t nargs, unsigned long *ident)
+{
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError,
+                     "%s() takes 2 positional arguments (ident, callback) but %zd were given", fname, nargs);
+        return -1;
+    }
+    if (!PyLong_Check(args[0]) || PyBool_Check(args[0])) {
+        PyErr_Format(PyExc_TypeError, "%s() argument 'ident' must be an int", fname);
+        return -1;
+    }
+    *ident = PyLong_AsUnsignedLong(args[0]);
+    if (*ident == (unsigned long)-1 && PyErr_Occurred()) {
+        if (PyErr_ExceptionMatches(PyExc_OverflowError)) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_ValueError, "%s() argument 'ident' must be a thread ident, not %R",
+                         fname, args[0]);
+        }
+        return -1;
+    }
+    if (!PyCallable_Check(args[1])) {
+        PyErr_Format(PyExc_TypeError, "%s() argument 'callback' must be callable", fname);
+        return -1;
+    }
+    return 0;
+}
+
+PyObject *
+ti_trace_thread(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    unsigned long ident;
+    if (parse_args("_trace_thread", args, nargs, &ident) < 0) {
+        return NULL;
+    }
+    PyThreadState *ts = thread_state_of(ident);
+    if (ts == NULL || ts->c_tracefunc != NULL) {
+        Py_RETURN_FALSE;
+    }
+    if (_PyEval_SetTrace(ts, trampoline, args[1]) < 0) {
+        return NULL;
+    }
+    Py_RETURN_TRUE;
+}
+
+PyObject *
+ti_untrace_thread(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    unsigned long ident;
+    if (parse_args("_untrace_thread", args, nargs, &ident) < 0) {
+        return NULL;
+    }
+    PyThreadState *ts = thread_state_of(ident);
+    if (ts == NULL || ts->c_tracefunc != trampoline || ts->c_traceobj != args[1]) {
+        Py_RETURN_FALSE;
+    }
+    if (_PyEval_SetTrace(ts, NULL, NULL) < 0) {
+        return NULL;
+    }
+    Py_RETURN_TRUE;
+}
+
+#endif /* TI_THREAD_TRACE */
