@@ -456,3 +456,29 @@ def test_the_watch_skips_every_private_module_of_the_package_and_no_other():
     package = pathlib.Path(_monitor.__file__).parent
     assert set(_monitor._PRIVATE_MODULES) == {path.stem for path in package.glob("_*.py")}
     assert str(package / "demo.py") not in _monitor._SKIPPED_FILES
+
+
+def test_a_watch_is_not_raised_by_a_thread_that_got_its_ident_after_it_ended():
+    # the OS gives an ended thread's ident to the next one at once; kill()
+    # lets the watch go only when it sees the target ended, and a thread
+    # started meanwhile must not raise the kill
+    me = threading.get_ident()
+    ended = threading.Thread(target=lambda: None)  # stands for the target that had this ident
+    watch = _monitor.Watch(ThreadKilled(), ended)
+    _monitor._watches[me] = watch
+    try:
+        assert _monitor._watched() is None
+        watch.owner = threading.current_thread()
+        assert _monitor._watched() is watch
+    finally:
+        _monitor._watches.pop(me, None)
+
+
+@needs_a_watch
+def test_a_watch_belongs_to_the_thread_registered_under_its_ident(spawn):
+    target = spawn(lambda stop: stop.wait(JOIN_TIMEOUT))
+    with _monitor.watching(target.thread.ident, ThreadKilled()) as watch:
+        assert watch is not None and watch.owner is target.thread
+        assert watch.claim()  # delivered by no one: the thread is let go
+    target.stop.set()
+    target.join()

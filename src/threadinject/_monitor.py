@@ -109,6 +109,8 @@ _PRIVATE_MODULES = ("__init__", "_backends", "_ctypes_backend", "_errors", "_fra
 _PRIVATE_FILES = frozenset(os.path.join(_PACKAGE_DIR, name + ".py") for name in _PRIVATE_MODULES)
 _SKIPPED_FILES = frozenset({threading.__file__, queue.__file__}) | _PRIVATE_FILES
 _RELEASING = _frames.RELEASING
+#: threading's {ident: Thread} of running threads, mutated in place, never rebound
+_active: dict[int, threading.Thread] = threading._active  # type: ignore[attr-defined]
 _LOCKING_NAMES = frozenset({"acquire", "__enter__", "_acquire_restore", "__aenter__"}) | _RELEASING
 _CALLS = frozenset({"CALL", "CALL_KW", "CALL_FUNCTION_EX",
                     "CALL_FUNCTION", "CALL_FUNCTION_KW", "CALL_METHOD"})  # 3.9, 3.10
@@ -116,10 +118,13 @@ _CALLS = frozenset({"CALL", "CALL_KW", "CALL_FUNCTION_EX",
 
 class Watch:
     """One kill under way: the exception the target raises at its next safe
-    event, unless kill() has claimed the delivery."""
+    event, unless kill() has claimed the delivery.  `owner`: the target's
+    Thread (threading._active's), if it has one: a thread that has its
+    ident after it ended is not it (_watched())."""
 
-    def __init__(self, exc: BaseException) -> None:
+    def __init__(self, exc: BaseException, owner: threading.Thread | None = None) -> None:
         self.exc = exc
+        self.owner = owner
         self.raised = False  # by a callback (tests, the stress script's counts)
         self._lock = threading.Lock()
         self._claimed = False
@@ -210,11 +215,17 @@ def _locking_offsets(code: CodeType) -> frozenset[int]:
 
 
 def _watched() -> Watch | None:
-    """The watch on the calling thread that may still raise, if any."""
+    """The watch on the calling thread that may still raise, if any: not
+    one of a thread that has ended, whose ident the OS gave this thread
+    before kill() saw it end and let the watch go."""
     ident = threading.get_ident()
     watch = _watches.get(ident)
-    if watch is not None and watch.exc.__traceback__ is not None:  # received, by a raise or scheduled
+    if watch is None:
+        return None
+    if watch.exc.__traceback__ is not None:  # received, by a raise or scheduled
         _watches.pop(ident, None)
+        return None
+    if watch.owner is not None and _active.get(ident) is not watch.owner:
         return None
     return watch
 
@@ -499,7 +510,7 @@ def watching(ident: int | None, exc: BaseException) -> Iterator[Watch | None]:
     with _setup:
         # kills of the same thread at once share one watch (and exception):
         # two would raise twice, the second maybe in the first's `finally`
-        watch, sharing = _kills.get(ident, (Watch(exc), 0))
+        watch, sharing = _kills.get(ident, (Watch(exc, _active.get(ident)), 0))
         _kills[ident] = watch, sharing + 1
         if sharing == 0:
             _watches[ident] = watch
