@@ -269,8 +269,9 @@ def _join_waking(thread: threading.Thread, deadline: float | None, wake: WakeFn,
     the exception stays withdrawn.
 
     _WATCH_AFTER after it was first withheld, the thread is also left to
-    raise the exception itself where its own frame allows (_monitor.py,
-    3.12+): one that runs almost only through threading's primitives
+    raise the exception itself where its own frame allows (_monitor.py:
+    sys.monitoring from 3.12, a trace function in that thread on 3.9-3.11
+    with the C extension): one that runs almost only through threading's primitives
     (polling an Event with wait(0)) is seldom where an exception scheduled
     from here may land, from 3.13 (it lands at the thread's next check), or
     with two such threads (they keep each other in the primitive's lock
@@ -378,9 +379,10 @@ class _Delivery:
             self._withheld_since = now
         elif now - self._withheld_since >= _WATCH_AFTER and not self._tried:
             self._tried = True
-            # None where sys.monitoring is missing or has no free tool id;
-            # kills of the same thread at once share one watch, and claim
-            # it the same way
+            # None where it cannot be done (no free sys.monitoring tool id;
+            # 3.9-3.11 without the C extension, or a thread with a trace
+            # function of its own); kills of the same thread at once share
+            # one watch, and claim it the same way
             self._watch = self._watching.enter_context(_monitor.watching(self._thread.ident, ThreadKilled()))
 
 
