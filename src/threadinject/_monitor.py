@@ -481,7 +481,9 @@ def _untrace(ident: int) -> None:
         if count > 0:
             _traced[ident] = count
             return
-        _thread_tracer()._untrace_thread(ident, _on_call)  # unless it raised: it takes itself away then
+        from . import _core  # it set the trace function (whatever the environment says now)
+
+        _core._untrace_thread(ident, _on_call)  # unless it raised: it takes itself away then
 
 
 def covers_loops() -> bool:
