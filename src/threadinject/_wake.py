@@ -378,12 +378,18 @@ _MONITOR_FILE = os.path.join(os.path.dirname(__file__), "_monitor.py")
 def _in_a_watch_callback(frame: FrameType | None) -> bool:
     """Whether the thread runs one of the watch's callbacks (_monitor.py),
     called at a monitoring event or by its trace function: an exception
-    landing there comes out at that event, wherever it is (the callback
-    itself never raises where it must not), so kill() waits the few
-    microseconds until it has returned.  Without this, 60 kills of a
+    landing there comes out at that event, wherever it is, and is judged
+    here as landing in the callback's own code.  The callback itself never
+    raises where it must not; one landing in it would, for instance at the
+    start of ``Condition._acquire_restore`` in ``Condition.wait``'s
+    ``finally`` (a Python method for a Condition on a Lock, as an Event's).
+    kill() waits the few microseconds until it has returned.  Measured
+    2026-11-28 on 3.9.18 with an earlier form of the 3.9-3.11 trace
+    function that also raised at lines: without this check, 60 kills of a
     thread looping on ``lock.acquire(); try: pass; finally: lock.release()``
-    left the lock held within the first few on 3.9.18 once its trace
-    function was set (3 runs of tests/test_next_check.py, 2026-11-28)."""
+    left the lock held within the first few (3 runs of
+    tests/test_next_check.py).  With the calls-only form shipped, those tests
+    pass without it (3 runs); it stays for the reason above."""
     while frame is not None:
         if frame.f_code.co_filename == _MONITOR_FILE:
             return True
