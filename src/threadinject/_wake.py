@@ -37,14 +37,13 @@ from __future__ import annotations
 import collections
 import enum
 import gc
-import os
 import sys
 import threading
 import weakref
 from types import CodeType, FrameType, ModuleType
 from typing import Callable, NamedTuple, Protocol
 
-from . import _frames, _landing, _locks, _sync_code, _syscalls
+from . import _frames, _landing, _locks, _monitor, _sync_code, _syscalls
 from ._errors import ThreadNotFoundError
 from ._types import PendingFn, ThreadArg
 
@@ -372,27 +371,40 @@ def _lands_soundly(frame: FrameType, lasti: int, blocked: _syscalls.Blocked | OS
                    for caller, offset in landings)
 
 
-_MONITOR_FILE = os.path.join(os.path.dirname(__file__), "_monitor.py")
+def _in_a_watch_callback_in_own_code(frame: FrameType | None) -> bool:
+    """Whether the thread runs one of the watch's callbacks (_monitor.py)
+    for an event in the code of threading, queue or threadinject, or at the
+    start of a function such code calls (for a loop's jump, only its own
+    frame counts: a thread's target function is called by Thread.run).  An exception landing in a
+    callback comes out at its event, and is judged here as landing in the
+    callback's own code; outward, the frames are judged as usual (a
+    ``finally`` before its release), but not threading's own protocols,
+    which only the innermost frame is judged by (_sync_code.py): one landing
+    at the start of ``Condition._acquire_restore`` (a Python method for a
+    Condition on a Lock, as an Event's) in ``Condition.wait``'s ``finally``
+    would leave the condition's lock not taken back.  kill() waits the few
+    microseconds until that callback has returned.
 
-
-def _in_a_watch_callback(frame: FrameType | None) -> bool:
-    """Whether the thread runs one of the watch's callbacks (_monitor.py),
-    called at a monitoring event or by its trace function: an exception
-    landing there comes out at that event, wherever it is, and is judged
-    here as landing in the callback's own code.  The callback itself never
-    raises where it must not; one landing in it would, for instance at the
-    start of ``Condition._acquire_restore`` in ``Condition.wait``'s
-    ``finally`` (a Python method for a Condition on a Lock, as an Event's).
-    kill() waits the few microseconds until it has returned.  Measured
-    2026-11-28 on 3.9.18 with an earlier form of the 3.9-3.11 trace
-    function that also raised at lines: without this check, 60 kills of a
-    thread looping on ``lock.acquire(); try: pass; finally: lock.release()``
-    left the lock held within the first few (3 runs of
-    tests/test_next_check.py).  With the calls-only form shipped, those tests
-    pass without it (3 runs); it stays for the reason above."""
+    Only there: a callback at an event in other code is judged as before.
+    Withholding during every callback (1cf9d49) starved kills of a thread
+    whose safe moments were mostly spent in one: on 3.14.10
+    tests/test_finally.py's loop with a call in its ``finally`` was not
+    killed in 10 s (CI, 2026-11-28), having passed before; with this rule
+    it passes (2 runs), as without any (2 runs).  With an earlier
+    form of the 3.9-3.11 trace function, which raised at lines too, the lock
+    loop of tests/test_next_check.py was left holding its lock within a few
+    of 60 kills on 3.9.18 without any such check (a kill scheduled during a
+    line event's callback came out at a ``try:`` line); the calls-only form
+    shipped passes without it."""
+    callback = None
     while frame is not None:
-        if frame.f_code.co_filename == _MONITOR_FILE:
-            return True
+        if frame.f_code.co_filename == _monitor.__file__:
+            callback = frame.f_code  # the outermost one is the callback itself
+        elif callback is not None:  # the frame of the event
+            if _monitor._skipped(frame.f_code):
+                return True
+            caller = frame.f_back  # a start: also who called it
+            return callback.co_name != "_on_jump" and caller is not None and _monitor._skipped(caller.f_code)
         frame = frame.f_back
     return False
 
@@ -433,7 +445,7 @@ def _unsafe_as_read(thread: threading.Thread, core: ModuleType | None) -> Judgem
     lasti = frame.f_lasti if frame is not None else -1
     if frame is None:
         return Judgement(False, frame, lasti)  # no Python code
-    if _in_a_watch_callback(frame):
+    if _in_a_watch_callback_in_own_code(frame):
         return Judgement(True, frame, lasti)
     if not _lands_soundly(frame, lasti, blocked):
         return Judgement(True, frame, lasti)
