@@ -182,7 +182,11 @@ def test_wake_running_thread_reports_not_blocked(api, spawn):
         result = api.wake(target.thread)
     except ThreadNotFoundError:
         # it has taken the exception and ended before wake() looked: nothing
-        # holds it back on a free-threaded build (seen in CI, 3.13t)
+        # holds it back on a free-threaded build (seen in CI, 3.13t).  Ended
+        # means unregistered from threading._active, which comes before the
+        # OS thread is done: is_alive() was still True right after (CI,
+        # 3.13.15t, 2026-11-28), so wait for that with the usual bound
+        target.thread.join(JOIN_TIMEOUT)
         assert not target.thread.is_alive()
     else:
         # it may already have received it (nothing pending any more), or,
