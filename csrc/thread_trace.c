@@ -31,11 +31,13 @@
  * instruction.
  *
  * Line events are turned off, frame by frame, at the first one or at the
- * call: raising at loops would run the callback at every line, and kill()
- * does not schedule its own exception while the thread runs the callback
- * (_wake._in_a_watch_callback(): it would come out at the event), so a
- * thread spending most of its time there was hardly ever killed
- * (tests/test_finally.py, 3.9.18).
+ * call: raising at loops ran the callback at every line, and an exception
+ * kill() schedules while the thread runs the callback comes out at the
+ * event, here at any line's start (a lock loop's lock was left held on
+ * 3.9.18); withholding while the thread ran the callback, the thread was
+ * hardly ever killed (tests/test_finally.py, 3.9.18).  kill() now withholds
+ * only for callbacks at events in threading's or its own code
+ * (_wake._in_a_watch_callback_in_own_code()).
  *
  * Not while an exception is scheduled for the thread (by kill(), which
  * judged where it lands, or by anyone): the callback is Python code, and

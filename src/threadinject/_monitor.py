@@ -306,9 +306,7 @@ def _starts_afresh(frame: FrameType) -> bool:
 def _on_call(frame: FrameType) -> None:
     """The trace function of a thread kill() watches on 3.9-3.11
     (csrc/thread_trace.c), at each "call" event: the PY_START rule.  No
-    line events: raised at a loop's line, the thread would spend most of a
-    tight loop in this function, where kill() cannot schedule its own
-    exception (_wake._in_a_watch_callback()); kill() judges such loops by
+    line events (csrc/thread_trace.c says why): kill() judges loops by
     their frames, as it did before the watch."""
     code = frame.f_code
     if code.co_filename in _PRIVATE_FILES or not _starts_afresh(frame):
