@@ -44,7 +44,7 @@ static PyMethodDef core_methods[] = {
      "Private: sys.monitoring JUMP callback; None unless this thread is watched."},
 #if TI_THREAD_TRACE
     {"_trace_thread", (PyCFunction)(void (*)(void))ti_trace_thread, METH_FASTCALL,
-     "Private: pass one thread's call and line events to a Python callback (3.9-3.11)."},
+     "Private: pass one thread's call events to a Python callback (3.9-3.11)."},
     {"_untrace_thread", (PyCFunction)(void (*)(void))ti_untrace_thread, METH_FASTCALL,
      "Private: undo _trace_thread() if its trace function is still the thread's."},
 #endif

@@ -87,9 +87,10 @@ thread_state_of(unsigned long ident)
     return ts;
 }
 
-/* Parse (ident, callback); 0, or -1 with TypeError/ValueError set. */
+/* Parse (ident, callback) and find that thread's state (NULL: no such
+ * thread); 0, or -1 with TypeError/ValueError set. */
 static int
-parse_args(const char *fname, PyObject *const *args, Py_ssize_t nargs, unsigned long *ident)
+thread_state_of_args(const char *fname, PyObject *const *args, Py_ssize_t nargs, PyThreadState **ts)
 {
     if (nargs != 2) {
         PyErr_Format(PyExc_TypeError,
@@ -100,8 +101,8 @@ parse_args(const char *fname, PyObject *const *args, Py_ssize_t nargs, unsigned 
         PyErr_Format(PyExc_TypeError, "%s() argument 'ident' must be an int", fname);
         return -1;
     }
-    *ident = PyLong_AsUnsignedLong(args[0]);
-    if (*ident == (unsigned long)-1 && PyErr_Occurred()) {
+    unsigned long ident = PyLong_AsUnsignedLong(args[0]);
+    if (ident == (unsigned long)-1 && PyErr_Occurred()) {
         if (PyErr_ExceptionMatches(PyExc_OverflowError)) {
             PyErr_Clear();
             PyErr_Format(PyExc_ValueError, "%s() argument 'ident' must be a thread ident, not %R",
@@ -113,6 +114,7 @@ parse_args(const char *fname, PyObject *const *args, Py_ssize_t nargs, unsigned 
         PyErr_Format(PyExc_TypeError, "%s() argument 'callback' must be callable", fname);
         return -1;
     }
+    *ts = thread_state_of(ident);
     return 0;
 }
 
@@ -120,11 +122,10 @@ PyObject *
 ti_trace_thread(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
-    unsigned long ident;
-    if (parse_args("_trace_thread", args, nargs, &ident) < 0) {
+    PyThreadState *ts;
+    if (thread_state_of_args("_trace_thread", args, nargs, &ts) < 0) {
         return NULL;
     }
-    PyThreadState *ts = thread_state_of(ident);
     if (ts == NULL || ts->c_tracefunc != NULL) {
         Py_RETURN_FALSE;
     }
@@ -138,11 +139,10 @@ PyObject *
 ti_untrace_thread(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
-    unsigned long ident;
-    if (parse_args("_untrace_thread", args, nargs, &ident) < 0) {
+    PyThreadState *ts;
+    if (thread_state_of_args("_untrace_thread", args, nargs, &ts) < 0) {
         return NULL;
     }
-    PyThreadState *ts = thread_state_of(ident);
     if (ts == NULL || ts->c_tracefunc != trampoline || ts->c_traceobj != args[1]) {
         Py_RETURN_FALSE;
     }

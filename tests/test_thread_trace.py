@@ -166,7 +166,7 @@ def test_the_trace_function_is_taken_away_when_the_watch_ends(spawn):
         assert watch is not None and watch.claim()  # kill() delivers it: the thread never raises it
         assert trace_now() is _monitor._on_call
     assert trace_now() is None
-    assert _monitor._traced == {}
+    assert target.thread.ident not in _monitor._kills  # no watch of it is left to take it away later
     target.stop.set()
     target.join()
     assert target.caught is None

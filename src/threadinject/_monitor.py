@@ -446,11 +446,6 @@ def _disarm() -> None:
             _set_events(0)
 
 
-# by thread ident, under _setup: how many watches of that thread have its
-# trace function set (3.9-3.11)
-_traced: dict[int, int] = {}
-
-
 def _thread_tracer() -> Any:
     """The C module where it can trace one thread (3.9-3.11,
     csrc/thread_trace.c), else None."""
@@ -461,27 +456,19 @@ def _thread_tracer() -> Any:
 
 
 def _trace(ident: int) -> bool:
-    """Set the thread's trace function (the first watch of it); False if
-    this interpreter cannot, or the thread has a trace function of its own."""
-    with _setup:
-        count = _traced.get(ident, 0)
-        if count == 0:
-            tracer = _thread_tracer()
-            if tracer is None or not tracer._trace_thread(ident, _on_call):
-                return False
-        _traced[ident] = count + 1
-        return True
+    """Set the thread's trace function (its first watch, under _setup);
+    False if this interpreter cannot, or the thread has a trace function of
+    its own."""
+    tracer = _thread_tracer()
+    return tracer is not None and bool(tracer._trace_thread(ident, _on_call))
 
 
 def _untrace(ident: int) -> None:
-    with _setup:
-        count = _traced.pop(ident) - 1
-        if count > 0:
-            _traced[ident] = count
-            return
-        from . import _core  # it set the trace function (whatever the environment says now)
+    """Undo _trace() (its last watch, under _setup), unless the thread took
+    it away itself as it raised."""
+    from . import _core  # it set the trace function (whatever the environment says now)
 
-        _core._untrace_thread(ident, _on_call)  # unless it raised: it takes itself away then
+    _core._untrace_thread(ident, _on_call)
 
 
 def covers_loops() -> bool:
@@ -504,16 +491,23 @@ def watching(ident: int | None, exc: BaseException) -> Iterator[Watch | None]:
     every kill; GIL builds only one that has withheld its exception for a
     while (_kill._WATCH_AFTER)."""
     traced = _monitoring is None
-    if ident is None or not (_trace(ident) if traced else _arm()):
+    if ident is None or not (traced or _arm()):
         yield None
         return
     with _setup:
         # kills of the same thread at once share one watch (and exception):
         # two would raise twice, the second maybe in the first's `finally`
-        watch, sharing = _kills.get(ident, (Watch(exc, _active.get(ident)), 0))
-        _kills[ident] = watch, sharing + 1
-        if sharing == 0:
-            _watches[ident] = watch
+        shared, sharing = _kills.get(ident, (None, 0))
+        if shared is None and traced and not _trace(ident):
+            watch = None
+        else:
+            watch = shared if shared is not None else Watch(exc, _active.get(ident))
+            _kills[ident] = watch, sharing + 1
+            if sharing == 0:
+                _watches[ident] = watch
+    if watch is None:
+        yield None
+        return
     try:
         yield watch
     finally:
@@ -523,7 +517,7 @@ def watching(ident: int | None, exc: BaseException) -> Iterator[Watch | None]:
                 _kills[ident] = watch, sharing - 1
             else:
                 _watches.pop(ident, None)
-        if traced:
-            _untrace(ident)
-        else:
+                if traced:
+                    _untrace(ident)
+        if not traced:
             _disarm()
