@@ -208,7 +208,9 @@ def wait_until_waiting(thread: threading.Thread) -> None:
         time.sleep(0.001)
 
 
-def run_python(code: str, backend: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+def run_python(
+    code: str, backend: str, timeout: float = 60.0, args: tuple[str, ...] | list[str] = ()
+) -> subprocess.CompletedProcess[str]:
     """Run `code` in a fresh interpreter using `backend`; a hang fails with a stack dump."""
     env = dict(os.environ)
     env["THREADINJECT_PURE_PYTHON"] = "1" if backend == "ctypes" else "0"
@@ -217,7 +219,7 @@ def run_python(code: str, backend: str, timeout: float = 60.0) -> subprocess.Com
     env.pop("PYTHONUNBUFFERED", None)
     prelude = f"import faulthandler; faulthandler.dump_traceback_later({timeout - 5}, exit=True)\n"
     return subprocess.run(
-        [sys.executable, "-c", prelude + code],
+        [sys.executable, "-c", prelude + code, *args],
         env=env, capture_output=True, text=True, timeout=timeout,
     )
 

@@ -40,6 +40,25 @@ def test_missing_extension_falls_back_with_one_warning():
     assert result.stdout == "ctypes [('RuntimeWarning', 0)]\n", result.stderr
 
 
+def test_c_extension_follows_the_backend_choice_silently():
+    # what the watch's C callbacks and trace function are taken from
+    code = textwrap.dedent("""
+        import sys, warnings
+        if sys.argv[1:] == ["missing"]:
+            sys.modules["threadinject._core"] = None  # as if it had not been built
+        with warnings.catch_warnings(record=True):
+            warnings.simplefilter("always")
+            from threadinject import _backends  # select() warns here if missing
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            core = _backends.c_extension()
+        print(getattr(core, "__name__", None), len(caught))
+    """)
+    assert run_python(code, "c").stdout == "threadinject._core 0\n"
+    assert run_python(code, "ctypes").stdout == "None 0\n"
+    assert run_python(code, "c", args=["missing"]).stdout == "None 0\n"
+
+
 def test_unknown_backend_name():
     with pytest.raises(ValueError, match="argument 'name'"):
         _backends.load("rust")

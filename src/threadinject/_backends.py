@@ -10,7 +10,7 @@ import os
 import warnings
 from types import ModuleType
 
-__all__ = ["load", "select"]
+__all__ = ["c_extension", "load", "select"]
 
 NAMES = ("c", "ctypes")
 
@@ -28,9 +28,25 @@ def load(name: str) -> ModuleType:
     raise ValueError(f"load() argument 'name' must be one of {NAMES}, not {name!r}")
 
 
+def _pure_python() -> bool:
+    return os.environ.get("THREADINJECT_PURE_PYTHON", "") not in ("", "0")
+
+
+def c_extension() -> ModuleType | None:
+    """threadinject._core where select() would choose it (the C extension
+    is importable and THREADINJECT_PURE_PYTHON is not set), else None;
+    silent, for the parts that add what only the C extension can do."""
+    if _pure_python():
+        return None
+    try:
+        return load("c")
+    except ImportError:
+        return None
+
+
 def select() -> tuple[str, ModuleType]:
     """The backend to use: C unless THREADINJECT_PURE_PYTHON=1 or it is missing."""
-    if os.environ.get("THREADINJECT_PURE_PYTHON", "") not in ("", "0"):
+    if _pure_python():
         return "ctypes", load("ctypes")
     try:
         return "c", load("c")

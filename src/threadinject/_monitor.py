@@ -87,7 +87,7 @@ from collections.abc import Iterator
 from types import CodeType, FrameType
 from typing import Any, Callable
 
-from . import _frames, _landing
+from . import _backends, _frames, _landing
 
 __all__ = ["Watch", "covers_loops", "watching"]
 
@@ -326,24 +326,12 @@ def _set_events(events: int) -> None:
 callbacks_in_c = False
 
 
-def _c_module() -> Any:
-    """threadinject._core, or None if the C extension is missing or
-    THREADINJECT_PURE_PYTHON=1 (_backends.select()'s rule)."""
-    if os.environ.get("THREADINJECT_PURE_PYTHON", "") not in ("", "0"):
-        return None
-    try:
-        from . import _core
-    except ImportError:
-        return None
-    return _core
-
-
 def _callbacks() -> tuple[Callable[..., object], Callable[..., object]]:
     """The callbacks to register: the C module's (csrc/monitor_filter.c),
     which answer at once in threads no kill is aimed at and call _on_start
     and _on_jump in the others; these functions without it."""
     global callbacks_in_c
-    core = _c_module()
+    core: Any = _backends.c_extension()
     if core is None:
         return _on_start, _on_jump
     core._monitor_setup(_watches, _on_start, _on_jump)
@@ -451,7 +439,7 @@ def _thread_tracer() -> Any:
     csrc/thread_trace.c), else None."""
     if _monitoring is not None:
         return None
-    core = _c_module()
+    core: Any = _backends.c_extension()
     return core if hasattr(core, "_trace_thread") else None
 
 
