@@ -14,9 +14,11 @@ watch alone for a running thread on free-threaded builds.
 
 from __future__ import annotations
 
+import dis
 import sys
 import threading
 import traceback
+import types
 
 import pytest
 from conftest import JOIN_TIMEOUT, run_python
@@ -90,21 +92,42 @@ def test_jump_probe_agrees_with_a_direct_check():
         assert probed  # measured: they run (GIL builds and 3.13.15t)
 
 
-@needs_monitoring
-def test_jumps_on_lines_that_take_or_give_back_locks_are_never_raise_points():
-    def take_all(locks: list[threading.Lock]) -> None:
-        for lock in locks: lock.acquire()  # noqa: E701  (one line: its jump takes locks)
-        for lock in locks:
-            lock.release()
+def _backward_jumps(code: types.CodeType) -> list[tuple[int, int]]:
+    """(source, target) of each backward jump of `code`, in order."""
+    return [(i.offset, i.argval) for i in dis.get_instructions(code)
+            if i.opname.startswith("JUMP") and isinstance(i.argval, int) and i.argval < i.offset]
 
-    code = take_all.__code__
-    first, second = sorted({line for _, _, line in code.co_lines() if line is not None}
-                           - {code.co_firstlineno})[:2]
-    offsets = _monitor._locking_offsets(code)
-    on_line = {line: {o for start, end, ln in code.co_lines() if ln == line for o in range(start, end, 2)}
-               for line in (first, second)}
-    assert on_line[first] <= offsets  # `for lock in locks: lock.acquire()`
-    assert not on_line[second] & offsets  # `for lock in locks:` alone
+
+@needs_monitoring
+def test_the_jump_of_a_loop_that_takes_or_gives_back_locks_alone_is_never_a_raise_point():
+    def take_all(locks: list[threading.Lock]) -> None:
+        for lock in locks:
+            lock.acquire()
+        for lock in locks: lock.release()  # noqa: E701  (one line)
+
+    def take_and_give_back(lock: threading.Lock) -> None:
+        while True:
+            lock.acquire()
+            try:
+                pass
+            finally:
+                lock.release()  # 3.14 puts the loop's jump on this line
+
+    def with_each(lock: threading.Lock, items: list[int]) -> None:
+        for _ in items:
+            with lock:
+                pass
+
+    def no_lock(items: list[int]) -> None:
+        for item in items:
+            print(item)
+
+    verdicts = {f.__name__: {_monitor._round_takes_or_gives_back_alone(f.__code__, source, target)
+                             for source, target in _backward_jumps(f.__code__)}
+                for f in (take_all, take_and_give_back, with_each, no_lock)}
+    # (a `with` is whole by construction; 3.12 and 3.13 name no __enter__ in it)
+    assert verdicts == {"take_all": {True}, "take_and_give_back": {False},
+                        "with_each": {False}, "no_lock": {False}}
 
 
 def _raised_by_watch(exc: BaseException | None) -> bool:

@@ -33,9 +33,11 @@ Condition takes back in its ``finally``); a function of threading or queue
 called by other code is a raise point like any other (``Event.wait``: the
 exception comes out of that call before it has taken anything).  Never at
 the start of a function named ``release``, ``__exit__`` or ``__aexit__`` or of one such a
-function calls (the lock would stay held), never at a jump on a line that calls ``acquire``/``__enter__``/
-``release``/``__exit__`` (``for lock in locks: lock.acquire()`` would leave
-those it took held), and never in a ``finally`` block, in any frame, before
+function calls (the lock would stay held), never at the jump of a loop
+whose round takes a lock (``acquire``, ``__enter__``) without giving one
+back (``release``, ``__exit__``) or the other way round (``for lock in
+locks: lock.acquire()`` would leave those it took held), and never in a
+``finally`` block, in any frame, before
 the release it has ahead (``finally: log(); lock.release()``:
 _landing.before_finally_release()).
 
@@ -49,7 +51,7 @@ function of its own, nor without the C extension.
 
 The callbacks tell sys.monitoring to stop calling them (DISABLE) at each
 place they never raise at: at forward jumps, at any jump in the files above
-and at the start of threadinject's private functions.  Elsewhere,
+or of a loop that takes or gives back alone, and at the start of threadinject's private functions.  Elsewhere,
 in threads no kill is aimed at, they return at once.
 
 Whether a raise at a backward jump runs the enclosing handlers is probed
@@ -77,6 +79,7 @@ Python functions otherwise (benchmarks/bench_monitor.py).
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import dis
 import os
@@ -111,7 +114,7 @@ _SKIPPED_FILES = frozenset({threading.__file__, queue.__file__}) | _PRIVATE_FILE
 _RELEASING = _frames.RELEASING
 #: threading's {ident: Thread} of running threads, mutated in place, never rebound
 _active: dict[int, threading.Thread] = threading._active  # type: ignore[attr-defined]
-_LOCKING_NAMES = frozenset({"acquire", "__enter__", "_acquire_restore", "__aenter__"}) | _RELEASING
+_ACQUIRING = frozenset({"acquire", "__enter__", "_acquire_restore", "__aenter__"})
 _CALLS = frozenset({"CALL", "CALL_KW", "CALL_FUNCTION_EX",
                     "CALL_FUNCTION", "CALL_FUNCTION_KW", "CALL_METHOD"})  # 3.9, 3.10
 
@@ -185,33 +188,48 @@ def _skipped(code: CodeType) -> bool:
 # their contents, nested code included, on every hash() (a module's code,
 # run once as it is imported, made each of its loop rounds take
 # milliseconds in a thread being killed, with functools.lru_cache)
-_offsets_cache: dict[int, tuple[CodeType, frozenset[int]]] = {}
-_OFFSETS_CACHED = 512
+_loads_cache: dict[int, tuple[CodeType, tuple[int, ...], tuple[int, ...]]] = {}
+_LOADS_CACHED = 512
 
 
-def _locking_offsets(code: CodeType) -> frozenset[int]:
-    """Offsets of the instructions on lines that load an attribute named
-    like a lock's acquire or release (a heuristic that errs towards too
-    many: a skipped jump costs one loop round)."""
-    entry = _offsets_cache.get(id(code))
+def _lock_loads(code: CodeType) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Offsets, in order, of the instructions that load an attribute named
+    like a lock's acquire, and of those named like its release."""
+    entry = _loads_cache.get(id(code))
     if entry is not None and entry[0] is code:
-        return entry[1]
-    lines: dict[int, list[int]] = {}
-    locking: set[int] = set()
-    for start, end, line in code.co_lines():
-        if line is not None:
-            lines.setdefault(line, []).extend(range(start, end, 2))
+        return entry[1], entry[2]
+    acquiring: list[int] = []
+    releasing: list[int] = []
     for instruction in dis.get_instructions(code):
-        if instruction.opname in ("LOAD_ATTR", "LOAD_METHOD", "LOAD_SPECIAL") and \
-                (instruction.argval in _LOCKING_NAMES or instruction.argrepr in _LOCKING_NAMES):
-            positions = getattr(instruction, "positions", None)  # 3.11+; 3.12+ here
-            line = positions.lineno if positions is not None else None
-            if line is not None:
-                locking.update(lines.get(line, ()))
-    if len(_offsets_cache) >= _OFFSETS_CACHED:
-        _offsets_cache.clear()
-    offsets = _offsets_cache[id(code)] = (code, frozenset(locking))
-    return offsets[1]
+        if instruction.opname in ("LOAD_ATTR", "LOAD_METHOD", "LOAD_SPECIAL"):
+            # the name: LOAD_ATTR's argval, 3.14's LOAD_SPECIAL's argrepr
+            if instruction.argval in _ACQUIRING or instruction.argrepr in _ACQUIRING:
+                acquiring.append(instruction.offset)
+            elif instruction.argval in _RELEASING or instruction.argrepr in _RELEASING:
+                releasing.append(instruction.offset)
+    if len(_loads_cache) >= _LOADS_CACHED:
+        _loads_cache.clear()
+    _loads_cache[id(code)] = (code, tuple(acquiring), tuple(releasing))
+    return tuple(acquiring), tuple(releasing)
+
+
+def _any_within(offsets: tuple[int, ...], start: int, end: int) -> bool:
+    at = bisect.bisect_left(offsets, start)
+    return at < len(offsets) and offsets[at] <= end
+
+
+def _round_takes_or_gives_back_alone(code: CodeType, source: int, target: int) -> bool:
+    """Whether a loop's round, from `target` to its backward jump at
+    `source`, loads a lock's acquire but no release, or a release but no
+    acquire: ``for lock in locks: lock.acquire()`` would leave those it took
+    held if raised at its jump.  A round that does both is whole at its jump
+    (``while True: lock.acquire(); try: ... finally: lock.release()``, whose
+    jump 3.14 puts on the release's line), as is one that does neither.  By
+    names, a heuristic that errs towards too many jumps (a lock taken in one
+    round and given back in the next looks whole, and is no worse than a
+    lock the thread holds anywhere else)."""
+    acquiring, releasing = _lock_loads(code)
+    return _any_within(acquiring, target, source) != _any_within(releasing, target, source)
 
 
 def _watched() -> Watch | None:
@@ -279,10 +297,10 @@ def _on_start(code: CodeType, offset: int) -> object:
 
 
 def _on_jump(code: CodeType, source: int, target: int) -> object:
-    if target > source or _skipped(code):
+    if target > source or _skipped(code) or _round_takes_or_gives_back_alone(code, source, target):
         return _monitoring.DISABLE  # never raised there: not called there again
     watch = _watched()
-    if watch is None or watch.done() or source in _locking_offsets(code):
+    if watch is None or watch.done():
         return None
     if _landing.skips_a_release(sys._getframe(1), source):  # 0: this callback, 1: the loop's
         return None  # a loop in a finally block (here or further out) that has a release ahead
