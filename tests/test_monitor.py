@@ -17,13 +17,14 @@ from __future__ import annotations
 import dis
 import sys
 import threading
+import time
 import traceback
 import types
 
 import pytest
 from conftest import JOIN_TIMEOUT, run_python
 
-from threadinject import ThreadKilled, _frames, _kill, _monitor
+from threadinject import ThreadKilled, _backends, _frames, _kill, _monitor
 
 needs_monitoring = pytest.mark.skipif(sys.version_info < (3, 12), reason="sys.monitoring is new in 3.12")
 needs_a_watch = pytest.mark.skipif(
@@ -409,6 +410,83 @@ def test_never_raised_at_the_start_of_what_threading_calls(api, spawn, monkeypat
         assert pylock.inner.acquire(False), "the Python lock was left held"
         pylock.inner.release()
         assert not cond._waiters  # type: ignore[attr-defined]
+
+
+@pytest.mark.skipif(not _frames.READABLE, reason="kill() judges by frames on GIL builds only; free-threaded "
+                    "builds let the thread raise the kill itself (the tests above)")
+@pytest.mark.skipif(sys.version_info < (3, 12) and _backends.c_extension() is None,
+                    reason="3.9-3.11 watch a thread through the C extension's trace function, not used here "
+                    "(nox's no_compiler session, THREADINJECT_PURE_PYTHON=1); runs in CI's 3.9-3.11 sessions")
+@pytest.mark.parametrize("event", ["_acquire_restore", "acquire"])
+def test_a_kill_is_withheld_while_a_callback_runs_for_threadings_own_calls(event, monkeypatch):
+    # An exception kill() schedules while the target runs one of the watch's
+    # callbacks lands in the callback and comes out at its event: here the
+    # start of Condition._acquire_restore in Condition.wait's `finally`, or
+    # of the Python lock's acquire() it calls, which would leave the
+    # condition's lock not taken back.  The target is held inside the
+    # callback for that event, and kill()'s judgement read.
+    from threadinject import _wake
+
+    class PyLock:
+        def __init__(self) -> None:
+            self.inner = threading.Lock()
+
+        def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+            return self.inner.acquire(blocking, timeout)
+
+        def release(self) -> None:
+            self.inner.release()
+
+        def locked(self) -> bool:  # Condition takes it from 3.14
+            return self.inner.locked()
+
+        def __enter__(self) -> bool:
+            return self.acquire()
+
+        def __exit__(self, *exc_info: object) -> None:
+            self.release()
+
+    cond = threading.Condition(PyLock())  # type: ignore[arg-type]
+    stop = threading.Event()
+    held, let_go = threading.Event(), threading.Event()
+    target_ident: list[int | None] = [None]
+
+    real_watched = _monitor._watched
+
+    def watched() -> _monitor.Watch | None:  # _monitor._watched() in the callbacks
+        if threading.get_ident() != target_ident[0]:
+            return real_watched()  # the probe of _jumps_sound raises through it
+        starting = sys._getframe(2)  # 0: here, 1: the callback, 2: the function that starts
+        if starting.f_code.co_name == event and not held.is_set():
+            held.set()
+            deadline = time.monotonic() + JOIN_TIMEOUT
+            while not let_go.is_set() and time.monotonic() < deadline:
+                time.sleep(0.001)  # no Python wait: kill() would judge that wait's frames
+        return None  # never raise: only kill()'s judgement is looked at
+
+    def waits() -> None:
+        while not stop.is_set():
+            with cond:
+                cond.wait(0.0001)
+
+    monkeypatch.setattr(_monitor, "_watched", watched)
+    thread = threading.Thread(target=waits)
+    thread.start()
+    try:
+        target_ident[0] = thread.ident
+        with _monitor.watching(thread.ident, ThreadKilled()) as watch:
+            try:
+                assert watch is not None
+                assert held.wait(JOIN_TIMEOUT), f"the target never started {event}()"
+                judgement = _wake._unsafe_as_read(thread, _backends.c_extension())
+                assert judgement.unsafe, judgement
+            finally:
+                let_go.set()  # before the watch ends: that waits for the callback to return
+    finally:
+        stop.set()
+        let_go.set()
+        thread.join(JOIN_TIMEOUT)
+    assert not thread.is_alive()
 
 
 KILL_WITHOUT_A_TOOL_ID = """
