@@ -86,6 +86,45 @@ def test_kill_ends_full_queue_put(api, waiters):
     assert q.get_nowait() == 1 and q.empty()
 
 
+@pytest.mark.parametrize("kind", ["Queue.get", "Semaphore.acquire"])
+def test_a_notification_a_killed_waiter_was_chosen_for_is_passed_on(api, waiters, kind):
+    # put() (release()) notifies the first waiter queued; killed before it
+    # runs, it would die with that notification and leave the other asleep
+    # beside the item (Queue.get before 2026-11-28: 18 and 19 rounds of 20 on
+    # 3.12.1 and 3.9.18).  Queue.get and Semaphore.acquire look again after
+    # any wake-up, so kill() passes the notification on.  (On 3.13+ the
+    # waiter is seldom found there: then it takes the item, and the round
+    # checks the other is still served.)
+    for _ in range(10):
+        q: queue.Queue[int] = queue.Queue()
+        sem = threading.Semaphore(0)
+
+        def give(item: int) -> None:
+            if kind == "Queue.get":
+                q.put(item)
+            else:
+                sem.release()
+
+        def take() -> int:
+            if kind == "Queue.get":
+                return q.get()
+            assert sem.acquire()
+            return 0
+
+        victim, other = waiters(take), waiters(take)
+        try:
+            give(0)
+            assert api.kill(victim.thread, JOIN_TIMEOUT) is True  # True too if it took the item and ended
+            if victim.result is not None:
+                give(0)
+            other.thread.join(JOIN_TIMEOUT)
+            assert other.result == 0, ("the other waiter was left asleep", victim.result, victim.caught)
+            assert victim.result == 0 or type(victim.caught) is ThreadKilled
+            assert q.empty() and sem._value == 0  # type: ignore[attr-defined]
+        finally:
+            give(0)  # the other one never stays
+
+
 def test_kill_ends_condition_wait_and_notify_reaches_the_others(api, waiters):
     cond = threading.Condition()
 

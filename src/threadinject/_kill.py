@@ -24,6 +24,8 @@ from ._wake import (
     WakeStatus,
     Withheld,
     in_condition_wait,
+    pass_on_a_notification,
+    rechecking_condition,
     still_as_seen,
     withhold_unseen,
 )
@@ -645,6 +647,9 @@ def make_kill(inject: InjectFn, pending: PendingFn, cancel: CancelFn, wake: Wake
             _join_waking_unseen(target, deadline, wake, inject, pending, cancel, inject_in_call)
             return not target.is_alive()
         withheld_at = None
+        # a Queue.get/put or Semaphore.acquire waiter: if a notify()
+        # chose it, it dies with that notification (passed on at the end)
+        notified_in = rechecking_condition(target) if target is not None else None
         try:
             if target is None:
                 inject(thread, ThreadKilled)
@@ -667,7 +672,11 @@ def make_kill(inject: InjectFn, pending: PendingFn, cancel: CancelFn, wake: Wake
                 return True
             return _wait_ident_gone(ident, deadline, pending)
         _join_waking(target, deadline, wake, inject, inject_if_at, cancel, unsafe_to_land, withheld_at)
-        return not target.is_alive()
+        if target.is_alive():
+            return False
+        if notified_in is not None:
+            pass_on_a_notification(notified_in)
+        return True
 
     return kill
 

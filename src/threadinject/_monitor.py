@@ -51,8 +51,9 @@ function of its own, nor without the C extension.
 
 The callbacks tell sys.monitoring to stop calling them (DISABLE) at each
 place they never raise at: at forward jumps, at any jump in the files above
-or of a loop that takes or gives back alone, and at the start of threadinject's private functions.  Elsewhere,
-in threads no kill is aimed at, they return at once.
+or of a loop that takes or gives back alone, and at the start of
+threadinject's private functions.  Elsewhere, in threads no kill is aimed
+at, they return at once.
 
 Whether a raise at a backward jump runs the enclosing handlers is probed
 once per process (_jumps_sound): measured 2026-11-26, on 3.12.1 and 3.13.0

@@ -13,8 +13,8 @@ blocked in a wait does not.  wake() ends two kinds of waits:
   ``Condition.wait``, whose ``finally`` re-acquires the condition's lock, so
   the caller's ``with cond:`` releases it as usual.  No other waiter is
   affected.  A thread that a ``notify()`` has already chosen is left to wake
-  by itself; if it dies with that notification, the notification is lost
-  (README, Limits).
+  by itself; if it dies with that notification, the notification is lost,
+  unless kill() passes it on (pass_on_a_notification(); README, Limits).
 * System calls made by the interpreter (``time.sleep``, socket reads,
   ``select``/``poll``/selectors, ``os.read``, ``os.waitpid`` and so
   ``Popen.wait``), on Linux x86-64 and aarch64 with the C backend: see
@@ -37,6 +37,7 @@ from __future__ import annotations
 import collections
 import enum
 import gc
+import queue
 import sys
 import threading
 import weakref
@@ -130,15 +131,55 @@ def _release_waiter(cond: object, find_waiter: Callable[[threading.Condition], o
             cond._waiters.remove(waiter)  # type: ignore[attr-defined]
         except ValueError:
             # Not queued: a notify() has already chosen it (the exception will
-            # land as it wakes), or that wait has ended.  Passing a notify()
-            # on is not safe (Event.wait() does not re-check its flag: a spare
-            # wake-up would make another waiter return True), so nothing is
-            # done; see README, Limits.
+            # land as it wakes), or that wait has ended.  kill() passes such
+            # a notification on where a spare one is harmless
+            # (pass_on_a_notification()); see README, Limits.
             return WakeResult(WakeStatus.NOT_BLOCKED, "threading.Condition.wait")
         waiter.release()  # type: ignore[attr-defined]  # it was queued: a lock
         return WakeResult(WakeStatus.WOKEN, "threading.Condition.wait")
     finally:
         cond.release()
+
+
+# The callers of Condition.wait() that look at their condition again after
+# any wake-up, on a Condition of their own that nothing else waits on:
+# Queue.get and put, Semaphore.acquire (BoundedSemaphore's too).  A
+# notification they did not need costs them one look.  Not Event.wait,
+# which does not look again (it would return True for an event not set),
+# nor a user's Condition, whose other waiters may not look again either
+# (even wait_for()'s: its Condition may have plain wait() callers too).
+_RECHECKING_CALLERS: tuple[CodeType, ...] = (
+    queue.Queue.get.__code__, queue.Queue.put.__code__, threading.Semaphore.acquire.__code__,
+)
+
+
+def rechecking_condition(thread: threading.Thread) -> threading.Condition | None:
+    """The Condition whose wait() `thread` is in, if one of
+    _RECHECKING_CALLERS called it; None otherwise, and on free-threaded
+    builds (no frame is read there)."""
+    if not _frames.READABLE:
+        return None
+    waiting = _waiting_frame(_frames.innermost(thread.ident))
+    if waiting is None or waiting.f_code is not _CONDITION_WAIT:
+        return None
+    caller = waiting.f_back
+    if caller is None or not any(caller.f_code is code for code in _RECHECKING_CALLERS):
+        return None
+    cond = waiting.f_locals.get("self")
+    return cond if isinstance(cond, threading.Condition) else None
+
+
+def pass_on_a_notification(cond: threading.Condition) -> None:
+    """notify() `cond` once, for a thread kill() found waiting in it (called
+    by one of _RECHECKING_CALLERS) and has ended: if a notify() had chosen
+    that thread (just before the kill, or as it was being woken), the thread
+    died with the notification, and the next waiter would sleep on beside
+    the item it was for.  A spare one costs that waiter a look."""
+    if cond.acquire(True, _LOCK_TIMEOUT):
+        try:
+            cond.notify()
+        finally:
+            cond.release()
 
 
 def _waiter_in_frame(frame: FrameType) -> WakeResult:
