@@ -262,7 +262,7 @@ def bench(session: nox.Session) -> None:
     session.run("python", "bench_instructions.py")
     session.run("python", "bench_kill.py")
     session.run("python", "bench_monitor.py")  # says so and stops before 3.12
-    session.run("python", "bench_kill_pollers.py")  # says so and stops on free-threaded builds
+    session.run("python", "bench_kill_with_watch.py")  # says so and stops on free-threaded builds
 
 
 SANITIZE_FLAGS = "-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g -O1"
