@@ -38,6 +38,11 @@ READABLE = not sysconfig.get_config_var("Py_GIL_DISABLED")
 #: of them runs leaves the lock held
 RELEASING = frozenset({"release", "__exit__", "__aexit__"})
 
+#: Names of the calls that take a lock (Condition.wait takes its lock back
+#: through _acquire_restore): an exception landing right after one of them
+#: returns, before the code that lets it go, leaves the lock held
+ACQUIRING = frozenset({"acquire", "__enter__", "_acquire_restore"})
+
 
 def innermost(ident: int | None) -> FrameType | None:
     """The innermost frame of the thread `ident`; None if it runs no Python

@@ -115,7 +115,7 @@ _SKIPPED_FILES = frozenset({threading.__file__, queue.__file__}) | _PRIVATE_FILE
 _RELEASING = _frames.RELEASING
 #: threading's {ident: Thread} of running threads, mutated in place, never rebound
 _active: dict[int, threading.Thread] = threading._active  # type: ignore[attr-defined]
-_ACQUIRING = frozenset({"acquire", "__enter__", "_acquire_restore", "__aenter__"})
+_ACQUIRING = _frames.ACQUIRING | {"__aenter__"}  # a loop's round may take one in an `async with`
 _CALLS = frozenset({"CALL", "CALL_KW", "CALL_FUNCTION_EX",
                     "CALL_FUNCTION", "CALL_FUNCTION_KW", "CALL_METHOD"})  # 3.9, 3.10
 

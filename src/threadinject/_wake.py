@@ -316,14 +316,11 @@ def _wake_lock_wait(frame: FrameType | None, native_id: int, blocked: _syscalls.
     return _send(core, native_id, wait.name, blocked, wait.result, guard=(wait.guard_addr, wait.guard_value))
 
 
-_ACQUIRING = frozenset({"acquire", "__enter__", "_acquire_restore"})
-
-
 def _acquire_calls(code: CodeType) -> frozenset[int]:
     """Offsets of the calls that may be a lock's acquire: calls on a line that
     loads a name acquire/__enter__/_acquire_restore before them (errs towards
     too many: withholding costs a poll)."""
-    return _frames.calls_naming(code, _ACQUIRING)
+    return _frames.calls_naming(code, _frames.ACQUIRING)
 
 
 #: Judgement.syscall when /proc was not read (no system-call wake here), and
