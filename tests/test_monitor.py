@@ -363,6 +363,29 @@ def test_a_calling_frame_is_read_as_at_its_call_on_every_version():
     assert frame_of_property[0] not in _monitor._CALLS
 
 
+class _PyLock:
+    """A Lock written in Python: a Condition on it takes it back in
+    Condition.wait's `finally` by calling its acquire() (_acquire_restore)."""
+
+    def __init__(self) -> None:
+        self.inner = threading.Lock()
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        return self.inner.acquire(blocking, timeout)
+
+    def release(self) -> None:
+        self.inner.release()
+
+    def locked(self) -> bool:  # Condition takes it from 3.14
+        return self.inner.locked()
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+
 @needs_a_watch
 def test_never_raised_at_the_start_of_what_threading_calls(api, spawn, monkeypatch):
     # A Condition on a lock written in Python takes it back in Condition.wait's
@@ -374,26 +397,7 @@ def test_never_raised_at_the_start_of_what_threading_calls(api, spawn, monkeypat
     # nearly always be scheduled by kill() itself (test_kill.py).
     monkeypatch.setattr(_kill, "_WATCH_AFTER", 0.0)
 
-    class PyLock:
-        def __init__(self) -> None:
-            self.inner = threading.Lock()
-
-        def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-            return self.inner.acquire(blocking, timeout)
-
-        def release(self) -> None:
-            self.inner.release()
-
-        def locked(self) -> bool:  # Condition takes it from 3.14
-            return self.inner.locked()
-
-        def __enter__(self) -> bool:
-            return self.acquire()
-
-        def __exit__(self, *exc_info: object) -> None:
-            self.release()
-
-    pylock = PyLock()
+    pylock = _PyLock()
     cond = threading.Condition(pylock)  # type: ignore[arg-type]
     event = threading.Event()
 
@@ -427,26 +431,7 @@ def test_a_kill_is_withheld_while_a_callback_runs_for_threadings_own_calls(event
     # callback for that event, and kill()'s judgement read.
     from threadinject import _wake
 
-    class PyLock:
-        def __init__(self) -> None:
-            self.inner = threading.Lock()
-
-        def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-            return self.inner.acquire(blocking, timeout)
-
-        def release(self) -> None:
-            self.inner.release()
-
-        def locked(self) -> bool:  # Condition takes it from 3.14
-            return self.inner.locked()
-
-        def __enter__(self) -> bool:
-            return self.acquire()
-
-        def __exit__(self, *exc_info: object) -> None:
-            self.release()
-
-    cond = threading.Condition(PyLock())  # type: ignore[arg-type]
+    cond = threading.Condition(_PyLock())  # type: ignore[arg-type]
     stop = threading.Event()
     held, let_go = threading.Event(), threading.Event()
     target_ident: list[int | None] = [None]
