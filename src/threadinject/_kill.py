@@ -647,18 +647,16 @@ def make_kill(inject: InjectFn, pending: PendingFn, cancel: CancelFn, wake: Wake
             _join_waking_unseen(target, deadline, wake, inject, pending, cancel, inject_in_call)
             return not target.is_alive()
         withheld_at = None
-        notified_in = None
+        # a Queue.get/put or Semaphore.acquire waiter: if a notify()
+        # chose it, it dies with that notification (passed on at the end)
+        notified_in = rechecking_condition(target) if target is not None else None
         try:
             if target is None:
                 inject(thread, ThreadKilled)
             else:
-                judged = unsafe_to_land(target)
-                # a Queue.get/put or Semaphore.acquire waiter: if a notify()
-                # chose it, it dies with that notification (passed on at the end)
-                notified_in = rechecking_condition(judged.frame)
                 # not even scheduled where it could land holding a lock: the
                 # lock could be handed over before a wake() withdrew it
-                withheld_at = _schedule_or_withhold(target, inject, inject_if_at, judged)
+                withheld_at = _schedule_or_withhold(target, inject, inject_if_at, unsafe_to_land(target))
         except ThreadNotFoundError:
             if target is None or not target._started.is_set():  # type: ignore[attr-defined]
                 raise

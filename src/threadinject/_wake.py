@@ -153,11 +153,13 @@ _RECHECKING_CALLERS: tuple[CodeType, ...] = (
 )
 
 
-def rechecking_condition(innermost: FrameType | None) -> threading.Condition | None:
-    """The Condition whose wait() the thread whose innermost frame is
-    `innermost` (as unsafe_to_land() read it) is in, if one of
-    _RECHECKING_CALLERS called it; None otherwise."""
-    waiting = _waiting_frame(innermost)
+def rechecking_condition(thread: threading.Thread) -> threading.Condition | None:
+    """The Condition whose wait() `thread` is in, if one of
+    _RECHECKING_CALLERS called it; None otherwise, and on free-threaded
+    builds (no frame is read there)."""
+    if not _frames.READABLE:
+        return None
+    waiting = _waiting_frame(_frames.innermost(thread.ident))
     if waiting is None or waiting.f_code is not _CONDITION_WAIT:
         return None
     caller = waiting.f_back
