@@ -473,6 +473,7 @@ def main() -> int:
     began = time.monotonic()
     deadline = None if args.seconds is None else began + args.seconds
     n = 0
+    slowest = (0.0, "no kill")
 
     def memory() -> tuple[int, int]:
         traced = tracemalloc.get_traced_memory()[0] if args.tracemalloc else 0
@@ -512,10 +513,18 @@ def main() -> int:
         if action == "kill":
             n += 1
             bound = kill_bound(worker.name)
+            kill_began = time.monotonic()
             if not threadinject.kill(worker, bound):
                 failures.append(f"kill {n}: {worker.name} did not end within {bound} s")
                 diagnose(worker, args.gdb)
                 break
+            took = time.monotonic() - kill_began
+            slowest = max(slowest, (took, f"kill {n}, {worker.name}"))
+            if took > 1:
+                # printed as it happens: a run ended by the suite's timeout
+                # (faulthandler's exit) shows whether kills were slow or one hung
+                print(f"  slow: kill {n} of {worker.name} took {took:.2f} s, "
+                      f"{time.monotonic() - began:.1f} s into the run", flush=True)
             count_killed(worker)
         elif action == "inject+cancel":
             # a thread blocked in a wait never runs bytecode in between, and a
@@ -597,7 +606,8 @@ def main() -> int:
         failures.append(f"RSS grew by {rss_growth} KiB over the last 90% of the run")
     if traced_growth > 10_000:
         failures.append(f"traced memory grew by {traced_growth} KiB over the last 90% of the run")
-    print(f"{n} kills in {elapsed:.1f} s, actions {actions}, threads ended: {ended}, "
+    print(f"{n} kills in {elapsed:.1f} s (slowest {slowest[0]:.3f} s: {slowest[1]}), actions {actions}, "
+          f"threads ended: {ended}, "
           f"per workload: { {k: len(v) for k, v in sorted(outcome.items())} }, "
           f"cancels too late for a begun delivery: {too_late}, kills as a body started: {before_body}, "
           f"growth over the last 90%: RSS {rss_growth} KiB"
