@@ -218,6 +218,25 @@ def _past_call(thread: threading.Thread, position: tuple[object, int] | None) ->
     return frame is None or frame.f_lasti > lasti
 
 
+def _first_scheduling(thread: threading.Thread, inject: InjectFn, inject_if_at: InjectIfAtFn,
+                      unsafe_to_land: Callable[[threading.Thread], Judgement]
+                      ) -> tuple[tuple[object, int] | None, threading.Condition | None]:
+    """kill()'s first step: schedule ThreadKilled, or withhold it where it
+    could land holding a lock (not even scheduled: the lock could be handed
+    over before a wake() withdrew it); returns where it was withheld, and the
+    Condition whose notification the thread would die with (a Queue.get/put
+    or Semaphore.acquire waiter a notify() chose: kill() passes it on once
+    the thread has ended).  Both from one reading of the thread's frames;
+    a function of its own so that the frame read is not kept, with the
+    thread's locals, for the whole kill."""
+    judged = unsafe_to_land(thread)
+    notified_in = rechecking_condition(judged.frame)
+    try:
+        return _schedule_or_withhold(thread, inject, inject_if_at, judged), notified_in
+    except TimeoutError:  # it did not take the wake signal: try again in the polls
+        return _position(thread), notified_in
+
+
 def _schedule_or_withhold(thread: threading.Thread, inject: InjectFn, inject_if_at: InjectIfAtFn,
                           judged: Judgement, killed: BaseException | type[BaseException] = ThreadKilled
                           ) -> tuple[object, int] | None:
@@ -646,23 +665,16 @@ def make_kill(inject: InjectFn, pending: PendingFn, cancel: CancelFn, wake: Wake
         if target is not None and not isinstance(target, threading._DummyThread) and not _frames.READABLE:
             _join_waking_unseen(target, deadline, wake, inject, pending, cancel, inject_in_call)
             return not target.is_alive()
-        withheld_at = None
-        # a Queue.get/put or Semaphore.acquire waiter: if a notify()
-        # chose it, it dies with that notification (passed on at the end)
-        notified_in = rechecking_condition(target) if target is not None else None
+        withheld_at = notified_in = None
         try:
             if target is None:
                 inject(thread, ThreadKilled)
             else:
-                # not even scheduled where it could land holding a lock: the
-                # lock could be handed over before a wake() withdrew it
-                withheld_at = _schedule_or_withhold(target, inject, inject_if_at, unsafe_to_land(target))
+                withheld_at, notified_in = _first_scheduling(target, inject, inject_if_at, unsafe_to_land)
         except ThreadNotFoundError:
             if target is None or not target._started.is_set():  # type: ignore[attr-defined]
                 raise
             # it finished before the exception could be scheduled
-        except TimeoutError:  # it did not take the wake signal: try again in the polls
-            withheld_at = _position(target)  # type: ignore[arg-type]
         if target is None or isinstance(target, threading._DummyThread):
             # not started by threading: nothing to join, watch the ident instead
             assert isinstance(ident, int)

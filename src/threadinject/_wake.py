@@ -153,13 +153,11 @@ _RECHECKING_CALLERS: tuple[CodeType, ...] = (
 )
 
 
-def rechecking_condition(thread: threading.Thread) -> threading.Condition | None:
-    """The Condition whose wait() `thread` is in, if one of
-    _RECHECKING_CALLERS called it; None otherwise, and on free-threaded
-    builds (no frame is read there)."""
-    if not _frames.READABLE:
-        return None
-    waiting = _waiting_frame(_frames.innermost(thread.ident))
+def rechecking_condition(innermost: FrameType | None) -> threading.Condition | None:
+    """The Condition whose wait() the thread whose innermost frame is
+    `innermost` is in, if one of _RECHECKING_CALLERS called it; None
+    otherwise (and for no frame: free-threaded builds read none)."""
+    waiting = _waiting_frame(innermost)
     if waiting is None or waiting.f_code is not _CONDITION_WAIT:
         return None
     caller = waiting.f_back
