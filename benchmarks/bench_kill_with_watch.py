@@ -112,6 +112,54 @@ def _kill_workload(workload: str, watch_after: float) -> list[float]:
 WATCH_AFTER = _kill._WATCH_AFTER
 
 
+class _NeverRaised(BaseException):
+    pass
+
+
+def _round_costs(chunks: int = 40, per_chunk: int = 5000) -> tuple[float, float]:
+    """The release loop's round, in a thread not watched and then watched
+    (by a watch whose exception it never raises: its one call starts in the
+    finally, before the release): median seconds per round of each.  What
+    the watch adds to a round is time in which kill() finds the thread
+    where the kill must not land."""
+    costs: dict[bool, list[float]] = {False: [], True: []}
+    watched: list[bool] = [False]
+    stop: list[bool] = []  # not an Event: its is_set() would be a raise point
+    lock = threading.Lock()
+
+    def loop() -> None:
+        while not stop:
+            now = watched[0]
+            started = time.perf_counter()
+            for _ in range(per_chunk):
+                lock.acquire()
+                try:
+                    pass
+                finally:
+                    _cleanup()
+                    lock.release()
+            if watched[0] == now:  # not a chunk that changed sides
+                costs[now].append((time.perf_counter() - started) / per_chunk)
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        while min(len(costs[False]), len(costs[True])) < chunks:
+            time.sleep(0.02)
+            with _monitor.watching(thread.ident, _NeverRaised()) as watch:
+                if watch is None:
+                    raise SystemExit("no watch here")
+                watched[0] = True
+                time.sleep(0.02)
+                watched[0] = False
+                if watch.raised:
+                    raise SystemExit("the watch raised in the release loop")
+    finally:
+        stop.append(True)
+        thread.join(30)
+    return statistics.median(costs[False]), statistics.median(costs[True])
+
+
 def main() -> int:
     if sysconfig.get_config_var("Py_GIL_DISABLED"):
         print("nothing to compare here: free-threaded builds use the watch for every kill")
@@ -138,6 +186,10 @@ def main() -> int:
     for workload in workloads:
         print(f"{workload}: median without the watch / with it = "
               f"{medians[workload, 'no watch'] / medians[workload, 'watch']:.1f}")
+    if not _monitor.covers_loops():  # where loop rounds are watched, the watch raises at this loop's
+        plain, watched = _round_costs()
+        print(f"release loop round: {plain * 1e9:.0f} ns, watched {watched * 1e9:.0f} ns "
+              f"({watched / plain:.1f}x; the watch offers it no raise point here)")
     return 0
 
 
