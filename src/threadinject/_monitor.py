@@ -149,8 +149,8 @@ class Watch:
 
     def done(self) -> bool:
         """Whether the exception is delivered or being delivered (read
-        without the lock by the callbacks' early exit; claim() and _take()
-        ask again holding it)."""
+        without the lock, inline, by the callbacks' early exit, _watched();
+        claim() and _take() ask again holding it)."""
         return self._claimed or self.exc.__traceback__ is not None
 
     def _take(self) -> bool:
@@ -235,8 +235,10 @@ def _round_takes_or_gives_back_alone(code: CodeType, source: int, target: int) -
 
 def _watched() -> Watch | None:
     """The watch on the calling thread that may still raise, if any: not
-    one of a thread that has ended, whose ident the OS gave this thread
-    before kill() saw it end and let the watch go."""
+    one whose delivery is done (Watch.done(), read here without a call: the
+    callbacks ask at every event of a watched thread), nor one of a thread
+    that has ended, whose ident the OS gave this thread before kill() saw it
+    end and let the watch go."""
     ident = threading.get_ident()
     watch = _watches.get(ident)
     if watch is None:
@@ -244,7 +246,7 @@ def _watched() -> Watch | None:
     if watch.exc.__traceback__ is not None:  # received, by a raise or scheduled
         _watches.pop(ident, None)
         return None
-    if watch.owner is not None and _active.get(ident) is not watch.owner:
+    if watch._claimed or (watch.owner is not None and _active.get(ident) is not watch.owner):
         return None
     return watch
 
@@ -310,7 +312,7 @@ def _on_start(code: CodeType, offset: int) -> object:
     if code.co_filename in _PRIVATE_FILES:
         return _monitoring.DISABLE  # never raised there: not called there again
     watch = _watched()
-    if watch is None or watch.done():
+    if watch is None:
         return None
     try:
         caller = sys._getframe(2)  # 0: this callback, 1: the frame that starts
@@ -327,7 +329,7 @@ def _on_jump(code: CodeType, source: int, target: int) -> object:
     if target > source or _skipped(code) or _round_takes_or_gives_back_alone(code, source, target):
         return _monitoring.DISABLE  # never raised there: not called there again
     watch = _watched()
-    if watch is None or watch.done():
+    if watch is None:
         return None
     if _landing.skips_a_release(sys._getframe(1), source):  # 0: this callback, 1: the loop's
         return None  # a loop in a finally block (here or further out) that has a release ahead
@@ -357,8 +359,8 @@ def _on_call(frame: FrameType) -> None:
     if code.co_filename in _PRIVATE_FILES or not _starts_afresh(frame):
         return
     watch = _watched()
-    if watch is not None and not watch.done() and \
-            _raises_at_start(frame, frame.f_back, max(frame.f_lasti, 0)):  # 3.9, 3.10: f_lasti -1
+    # f_lasti is -1 at the start on 3.9 and 3.10
+    if watch is not None and _raises_at_start(frame, frame.f_back, max(frame.f_lasti, 0)):
         _raise(watch)
 
 
