@@ -24,8 +24,10 @@ with it turned off (_WATCH_AFTER infinite), of one poller, of each of two
 pollers of one Event, and of the release loop; a kill not done within LIMIT
 seconds counts as LIMIT (the thread is then killed with the watch, not
 timed).  Afterwards the Event's and the loop's locks must be free.
-Reported: median and maximum per case, and the ratio of the medians.  Ratios
-only: machines are noisy.
+Reported: median and maximum per case, and the ratio of the medians; where
+the watch has no raise point in the release loop (no loop rounds watched),
+also what it adds to each of its rounds (_round_costs()).  Ratios only:
+machines are noisy.
 """
 
 from __future__ import annotations
