@@ -349,26 +349,77 @@ withdraw(core_state *st, target *t, int *was_pending)
     return rc;
 }
 
+/* gc.<name>() for its effect: 0, or -1 with an exception set. */
+static int
+call_gc(core_state *st, const char *name)
+{
+    PyObject *res = PyObject_CallMethod(st->gc, name, NULL);
+    if (res == NULL) {
+        return -1;
+    }
+    Py_DECREF(res);
+    return 0;
+}
+
 /* sys._current_frames(): {ident: frame} for every thread of the interpreter,
- * as a new reference. */
+ * as a new reference.  On 3.9-3.11 with the cyclic collector paused: there an
+ * allocation can start a collection, whose finalizers are Python code, which
+ * lets other threads run (still_at() must not), and on 3.11.0-3.11.11 can
+ * hang the process for good: sys._current_frames() holds the runtime's
+ * thread-list lock while it makes frame objects, a finalizer lets the GIL go,
+ * and a thread that starts or ends takes the GIL and waits for that lock
+ * (gh-106883; 3.11.12 pauses the collector there itself).  The pause is C
+ * calls only: no other thread runs between them. */
 static PyObject *
-current_frames(void)
+current_frames(core_state *st)
 {
     PyObject *func = PySys_GetObject("_current_frames");   /* borrowed */
     if (func == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "sys._current_frames is missing");
         return NULL;
     }
-    return PyObject_CallNoArgs(func);
+    int paused = 0;
+    if (st->collect_on_alloc) {
+        PyObject *enabled = PyObject_CallMethod(st->gc, "isenabled", NULL);
+        if (enabled == NULL) {
+            return NULL;
+        }
+        paused = enabled == Py_True;
+        Py_DECREF(enabled);
+        if (paused && call_gc(st, "disable") < 0) {
+            return NULL;
+        }
+    }
+    PyObject *frames = PyObject_CallNoArgs(func);
+    if (paused) {
+        PyObject *type, *value, *traceback;
+        PyErr_Fetch(&type, &value, &traceback);   /* the call's error, if any, outlives the resumption */
+        if (call_gc(st, "enable") < 0) {
+            Py_XDECREF(type);
+            Py_XDECREF(value);
+            Py_XDECREF(traceback);
+            Py_CLEAR(frames);
+        }
+        else {
+            PyErr_Restore(type, value, traceback);
+        }
+    }
+    return frames;
+}
+
+PyObject *
+ti_current_frames(PyObject *module, PyObject *Py_UNUSED(ignored))
+{
+    return current_frames((core_state *)PyModule_GetState(module));
 }
 
 /* 1 if a thread of this interpreter running Python code has the ident
  * `key`, 0 if not, -1 on error.  (Only pending() needs this: inject() and
  * cancel() learn it from PyThreadState_SetAsyncExc.) */
 static int
-ident_is_live(PyObject *key)
+ident_is_live(core_state *st, PyObject *key)
 {
-    PyObject *live = current_frames();
+    PyObject *live = current_frames(st);
     if (live == NULL) {
         return -1;
     }
@@ -463,22 +514,10 @@ still_at(core_state *st, const target *t, PyObject *frame, PyObject *lasti)
                     "_inject_if_at(): on a free-threaded build another thread's frames cannot be read safely");
     return -1;
 #else
-    int paused = 0;
-    if (st->collect_on_alloc) {
-        PyObject *enabled = PyObject_CallMethod(st->gc, "isenabled", NULL);
-        if (enabled == NULL) {
-            return -1;
-        }
-        paused = enabled == Py_True;
-        Py_DECREF(enabled);
-        PyObject *res = paused ? PyObject_CallMethod(st->gc, "disable", NULL) : Py_NewRef(Py_None);
-        if (res == NULL) {
-            return -1;
-        }
-        Py_DECREF(res);
-    }
+    /* the only allocation of objects the collector tracks is in
+     * current_frames(), which pauses it (the f_lasti read makes an int) */
     int rc = -1;
-    PyObject *frames = current_frames();
+    PyObject *frames = current_frames(st);
     if (frames != NULL) {
         PyObject *now = PyDict_GetItemWithError(frames, t->key);   /* borrowed */
         if (now == NULL) {
@@ -495,13 +534,6 @@ still_at(core_state *st, const target *t, PyObject *frame, PyObject *lasti)
             }
         }
         Py_DECREF(frames);
-    }
-    if (paused) {
-        PyObject *res = PyObject_CallMethod(st->gc, "enable", NULL);
-        if (res == NULL) {
-            rc = -1;
-        }
-        Py_XDECREF(res);
     }
     return rc;
 #endif
@@ -732,7 +764,7 @@ ti_pending(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             /* Nothing pending for a raw ident: is there such a thread at all?
              * (With something pending, its thread was running when it was
              * injected and cannot be shown to have ended: csrc/pending.c.) */
-            rc = ident_is_live(t.key);
+            rc = ident_is_live(st, t.key);
         }
         if (result == NULL && rc == 1) {
             result = Py_NewRef(Py_None);

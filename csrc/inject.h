@@ -25,5 +25,8 @@ PyObject *ti_inject_in_call(PyObject *module, PyObject *const *args, Py_ssize_t 
 PyObject *ti_cancel(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 /* pending(thread, /) -> exception class or instance, or None */
 PyObject *ti_pending(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+/* _current_frames() -> sys._current_frames(), the cyclic collector paused
+ * on 3.9-3.11 (gh-106883).  Private: src/threadinject/_frames.py. */
+PyObject *ti_current_frames(PyObject *module, PyObject *Py_UNUSED(ignored));
 
 #endif /* THREADINJECT_INJECT_H */

@@ -32,6 +32,8 @@ static PyMethodDef core_methods[] = {
     {"_inject_in_call", (PyCFunction)(void (*)(void))ti_inject_in_call, METH_FASTCALL,
      "Private: inject() while the wake signal's handler holds the thread at that system call."},
     {"pending", (PyCFunction)(void (*)(void))ti_pending, METH_FASTCALL, pending_doc},
+    {"_current_frames", ti_current_frames, METH_NOARGS,
+     "Private: sys._current_frames(), the cyclic collector paused on 3.9-3.11 (gh-106883)."},
     {"_wake_install", (PyCFunction)(void (*)(void))ti_wake_install, METH_FASTCALL,
      "Private: install the system-call wake handler on a real-time signal."},
     {"_wake_send", (PyCFunction)(void (*)(void))ti_wake_send, METH_FASTCALL,

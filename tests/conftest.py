@@ -148,7 +148,7 @@ def frame_of(thread: threading.Thread, code: object) -> object | None:
     """The frame of `thread` running `code`, if any (GIL builds: reading
     another thread's frames is unsafe on free-threaded ones, _frames.py)."""
     assert _frames.READABLE, "reads another thread's frames: GIL builds only"
-    frame = sys._current_frames().get(thread.ident)  # type: ignore[arg-type]
+    frame = _frames.current_frames().get(thread.ident)  # type: ignore[arg-type]
     while frame is not None:
         if frame.f_code is code:
             return frame

@@ -200,7 +200,7 @@ def test_inject_if_at_refuses_to_read_frames_on_free_threaded_builds(api, spawn)
     # read the running thread's frames
     target = spawn(busy)
     if _frames.READABLE:
-        frame = sys._current_frames()[target.thread.ident]
+        frame = _frames.current_frames()[target.thread.ident]
         assert api.inject_if_at(target.thread, KeyError, frame, 10**6, 0, -1, 0) is False  # not there
     else:
         with pytest.raises(NotImplementedError, match="free-threaded"):
@@ -223,7 +223,8 @@ def test_inject_if_at_schedules_only_where_the_thread_still_is(api, spawn):
         thread = target.thread
         tid = thread.native_id
         deadline = time.monotonic() + JOIN_TIMEOUT
-        while not ((frame := sys._current_frames().get(thread.ident)) and frame.f_code.co_name == "<lambda>"
+        while not ((frame := _frames.current_frames().get(thread.ident))
+                   and frame.f_code.co_name == "<lambda>"
                    and (syscall := syscall_of(thread)) is not None and syscall[0] == READ):
             assert time.monotonic() < deadline, "the thread never blocked in read()"
             time.sleep(0.001)
@@ -285,13 +286,13 @@ def test_ctypes_inject_if_at_withdraws_when_the_thread_moved_before_the_injectio
     thread.start()
     try:
         wait_until_waiting(thread)
-        judged = sys._current_frames()[thread.ident]
+        judged = _frames.current_frames()[thread.ident]
         real_inject = _ctypes_backend.inject
 
         def inject_once_moved(target, exc):
             first.set()  # the thread moves on to its second wait meanwhile
             deadline = time.monotonic() + JOIN_TIMEOUT
-            while sys._current_frames()[thread.ident] is judged:
+            while _frames.current_frames()[thread.ident] is judged:
                 assert time.monotonic() < deadline, "the thread never moved on"
                 time.sleep(0.001)
             wait_until_waiting(thread)
@@ -330,7 +331,7 @@ def _inject_if_at_where_it_spins(thread: threading.Thread, injected: list[object
     deadline = time.monotonic() + JOIN_TIMEOUT
     while True:
         assert time.monotonic() < deadline, "never found where it was looked at"
-        judged = sys._current_frames()[thread.ident]  # type: ignore[index]
+        judged = _frames.current_frames()[thread.ident]  # type: ignore[index]
         scheduled = _ctypes_backend._inject_if_at(thread, KeyError, judged, judged.f_lasti, 0, -1, 0)
         if injected:
             return bool(scheduled)

@@ -112,7 +112,7 @@ def scheduling_calls_leak_nothing(target: threading.Thread) -> None:
 
         _syscalls.chosen_signal()  # installs the handler
     ident = target.ident
-    unknown = next(i for i in range(12345, 10**6) if i not in sys._current_frames())
+    unknown = next(i for i in range(12345, 10**6) if i not in _frames.current_frames())
 
     def cycle():
         core.inject(target, Injected)
@@ -121,12 +121,13 @@ def scheduling_calls_leak_nothing(target: threading.Thread) -> None:
         core.cancel(target)
         core.inject(ident, instance)
         core.cancel(ident)
+        core._current_frames()
         tid = target.native_id
         if not _frames.READABLE:
             # refused before any frame is read (_frames.py)
             raises((NotImplementedError,), core._inject_if_at, target, instance, None, 0, tid, -1, 0)
         else:
-            frame = sys._current_frames()[ident]
+            frame = _frames.current_frames()[ident]
             assert core._inject_if_at(target, instance, frame, frame.f_lasti, tid, -1, 0)
             assert not core._inject_if_at(target, instance, frame, -1, tid, -1, 0)
             assert not core._inject_if_at(target, instance, frame, frame.f_lasti, tid, 0, 12345)  # read()

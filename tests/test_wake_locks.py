@@ -128,7 +128,7 @@ def wait_until_blocked(thread: threading.Thread, code: object) -> None:
                 return
             assert time.monotonic() < deadline, "the waiter never blocked"
             continue
-        frame = sys._current_frames().get(thread.ident)  # type: ignore[arg-type]
+        frame = _frames.current_frames().get(thread.ident)  # type: ignore[arg-type]
         if frame is not None and frame.f_code is code:
             if not sys.platform.startswith("linux"):
                 time.sleep(0.05)

@@ -310,6 +310,6 @@ def pending(thread: ThreadArg, /) -> ExcArg | None:
     entry = _pending.get(ident)
     exc = None if entry is None or entry[1] else entry[0]
     # nothing pending for a raw ident: is there such a thread (running Python code)?
-    if exc is None and target is None and ident not in sys._current_frames():
+    if exc is None and target is None and ident not in _frames.current_frames():
         raise _not_found(thread, False)
     return exc

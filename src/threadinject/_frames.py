@@ -19,17 +19,25 @@ thread's frame: innermost() and on_stack() answer None and False there, and
 each policy that needs a frame has a frame-free branch (README, Limits).
 Which threads run Python code (the keys of ``sys._current_frames()``) is still
 read: that takes no frame apart.
+
+On CPython 3.11.0-3.11.11 ``sys._current_frames()`` itself can hang the
+process; current_frames() reads it with the cyclic collector paused there.
 """
 
 from __future__ import annotations
 
 import dis
 import functools
+import gc
 import sys
 import sysconfig
 from types import CodeType, FrameType
+from typing import Callable
 
-__all__ = ["READABLE", "RELEASING", "calls_naming", "innermost", "line_numbers", "on_stack", "runs_python"]
+from . import _backends
+
+__all__ = ["READABLE", "RELEASING", "calls_naming", "current_frames", "innermost", "line_numbers", "on_stack",
+           "runs_python"]
 
 #: Whether another thread's frames can be read here (GIL builds).
 READABLE = not sysconfig.get_config_var("Py_GIL_DISABLED")
@@ -44,12 +52,52 @@ RELEASING = frozenset({"release", "__exit__", "__aexit__"})
 ACQUIRING = frozenset({"acquire", "__enter__", "_acquire_restore"})
 
 
+#: Whether sys._current_frames() can hang here unless the collector is paused
+_HANGS_IN_A_COLLECTION = (3, 11) <= sys.version_info[:3] < (3, 11, 12)
+
+
+def _paused_in_python() -> dict[int, FrameType]:
+    """sys._current_frames() with the collector paused by three calls,
+    between which another thread can run: one that switches the collector
+    off in that window has it switched on again here (the C extension's
+    pause is one C call)."""
+    if not gc.isenabled():
+        return sys._current_frames()
+    gc.disable()
+    try:
+        return sys._current_frames()
+    finally:
+        gc.enable()
+
+
+_read: Callable[[], dict[int, FrameType]] | None = None
+
+
+def current_frames() -> dict[int, FrameType]:
+    """sys._current_frames(); on CPython 3.11.0-3.11.11 with the cyclic
+    collector paused.  There it holds the runtime's thread-list lock while
+    it makes frame objects; an allocation can start a collection, whose
+    finalizers (a weakref callback) are Python code that lets the GIL go,
+    and a thread that starts or ends then takes the GIL and waits for that
+    lock: every thread stands still for good (CPython gh-106883, fixed in
+    3.11.12, which pauses the collector there itself).  kill() reads frames
+    at every poll: CI hung so once on 3.11.7, and tools/cpython_gh106883.py
+    hangs there within seconds (not on 3.9, 3.10, 3.12, 3.13, where no
+    collection can start inside the call)."""
+    global _read
+    if _read is None:
+        core = _backends.c_extension() if _HANGS_IN_A_COLLECTION else None
+        _read = (sys._current_frames if not _HANGS_IN_A_COLLECTION
+                 else core._current_frames if core is not None else _paused_in_python)
+    return _read()
+
+
 def innermost(ident: int | None) -> FrameType | None:
     """The innermost frame of the thread `ident`; None if it runs no Python
     code, or if frames cannot be read here (free-threaded builds)."""
     if not READABLE or ident is None:
         return None
-    return sys._current_frames().get(ident)
+    return current_frames().get(ident)
 
 
 def on_stack(ident: int | None, code: CodeType) -> bool:
@@ -65,7 +113,7 @@ def on_stack(ident: int | None, code: CodeType) -> bool:
 
 def runs_python(ident: int) -> bool:
     """Whether the thread `ident` runs Python code (readable everywhere)."""
-    return ident in sys._current_frames()
+    return ident in current_frames()
 
 
 def line_numbers(instructions: list[dis.Instruction]) -> list[int | None]:
