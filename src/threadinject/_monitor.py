@@ -299,13 +299,19 @@ def _call_site_raises(caller: FrameType) -> bool:
     return raises
 
 
+def _start_raises(frame: FrameType, offset: int) -> bool:
+    """The rest of the PY_START rule, for a call site where it may raise:
+    `frame`, starting at `offset`, is not a release() or __exit__, nor
+    called in a finally block further out before its release."""
+    return frame.f_code.co_name not in _RELEASING and not _landing.skips_a_release(frame, offset)
+
+
 def _raises_at_start(frame: FrameType, caller: FrameType | None, offset: int) -> bool:
     """Whether `frame`, a Python function starting at `offset`, may raise
     there (the PY_START rule: module docstring)."""
-    if frame.f_code.co_name in _RELEASING or caller is None:  # None: called from no Python frame
+    if caller is None:  # called from no Python frame
         return False
-    # not called as a release, nor in a finally block (here or further out) before its release
-    return _call_site_raises(caller) and not _landing.skips_a_release(frame, offset)
+    return _call_site_raises(caller) and _start_raises(frame, offset)
 
 
 def _on_start(code: CodeType, offset: int) -> object:
@@ -318,9 +324,10 @@ def _on_start(code: CodeType, offset: int) -> object:
         caller = sys._getframe(2)  # 0: this callback, 1: the frame that starts
     except ValueError:
         return None  # called from no Python frame
-    # the cached part first: a loop's call that never raises costs its
-    # rounds no more (the starting frame's object is made anew each call)
-    if _call_site_raises(caller) and _raises_at_start(sys._getframe(1), caller, offset):
+    # _raises_at_start(), its cached part first: a loop's call that never
+    # raises costs its rounds no more (the starting frame's object is made
+    # anew each call)
+    if _call_site_raises(caller) and _start_raises(sys._getframe(1), offset):
         _raise(watch)
     return None
 
