@@ -665,13 +665,63 @@ ti_inject_if_at(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return rc < 0 ? NULL : PyBool_FromLong(rc);
 }
 
+/* Whether the exception may land at the call `hold` holds the thread at:
+ * what `judge` says of the thread's innermost frame, read while it is held.
+ * Returns 1, or 0 (or -1 with an exception) with the thread let go, the call
+ * interrupted, nothing scheduled.
+ *
+ * On a free-threaded build another thread's frames are read soundly only
+ * while it cannot run (src/threadinject/_frames.py): the thread is held from
+ * before sys._current_frames() stops the world until it is let go.  The
+ * world stops only with every other thread detached from the interpreter; a
+ * thread held in an attached state (a system call made without letting the
+ * interpreter go) would keep it from stopping until the handler gave up, and
+ * then ti_keep_held() fails: its frames are dropped unread.  So a thread
+ * kept held is detached, and a collection the judge sets off (it stops the
+ * world too) does not wait for it.  `judge` must keep no reference to the
+ * frames once it returns. */
+static int
+may_land_at_held_call(core_state *st, const target *t, const ti_hold *hold, PyObject *judge)
+{
+    PyObject *frames = current_frames(st);
+    if (frames == NULL) {
+        (void)ti_let_go(hold, 0);
+        return -1;
+    }
+    if (!ti_keep_held(hold)) {
+        Py_DECREF(frames);   /* read nothing: the thread has gone on */
+        return 0;
+    }
+    int verdict = 1;   /* no Python frame: nothing to judge by */
+    PyObject *frame = PyDict_GetItemWithError(frames, t->key);   /* borrowed */
+    if (frame == NULL) {
+        verdict = PyErr_Occurred() ? -1 : 1;
+    }
+    else {
+        PyObject *said = PyObject_CallFunctionObjArgs(judge, frame, NULL);
+        verdict = said == NULL ? -1 : PyObject_IsTrue(said);
+        Py_XDECREF(said);
+    }
+    Py_DECREF(frames);
+    if (verdict != 1) {
+        (void)ti_let_go(hold, 0);
+    }
+    return verdict;
+}
+
 PyObject *
 ti_inject_in_call(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     core_state *st = (core_state *)PyModule_GetState(module);
-    if (check_nargs("_inject_in_call", nargs, 8,
-                    "thread, exc, native_id, ip, arg0, result, zero_fdsets, rewrite") < 0
+    if (check_nargs("_inject_in_call", nargs == 9 ? 8 : nargs, 8,
+                    "thread, exc, native_id, ip, arg0, result, zero_fdsets, rewrite[, judge]") < 0
         || check_exc("_inject_in_call", args[1]) < 0) {
+        return NULL;
+    }
+    PyObject *judge = nargs == 9 && args[8] != Py_None ? args[8] : NULL;
+    if (judge != NULL && !PyCallable_Check(judge)) {
+        PyErr_Format(PyExc_TypeError, "_inject_in_call() argument 'judge' must be callable or None, not %R",
+                     args[8]);
         return NULL;
     }
     long tid = PyLong_AsLong(args[2]);
@@ -688,6 +738,13 @@ ti_inject_in_call(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     ti_hold hold;
     int rc = ti_hold_in_call(tid, &call, &hold);
+    if (rc == 1 && judge != NULL) {
+        rc = may_land_at_held_call(st, &t, &hold, judge);
+        if (rc < 0) {
+            Py_DECREF(t.key);
+            return NULL;
+        }
+    }
     if (rc == 1) {
         /* the thread cannot leave the call until it is let go */
         int scheduled = schedule(st, &t, args[1]);

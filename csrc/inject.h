@@ -13,13 +13,16 @@ PyObject *ti_inject(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
  * (TimeoutError if the signal was not taken).  Private: kill() uses it. */
 PyObject *ti_inject_if_at(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 /* _inject_in_call(thread, exc, native_id, ip, arg0, result, zero_fdsets,
- * rewrite, /) -> bool: have the wake signal's handler hold the thread at the
- * system call returning at `ip` with first argument `arg0` (see
+ * rewrite, judge=None, /) -> bool: have the wake signal's handler hold the
+ * thread at the system call returning at `ip` with first argument `arg0` (see
  * ti_hold_in_call), inject() while it is held there, and let it go with the
  * call's result rewritten as _wake_send() would: the exception lands at that
- * call.  False if the thread was not at that call (nothing scheduled);
- * TimeoutError if the signal was not taken in time.  Private: kill() uses it
- * on free-threaded builds, where no GIL keeps the thread at the call. */
+ * call.  With `judge`, only if judge(frame) is true for the thread's
+ * innermost frame, read while it is held (else it is let go, the call
+ * interrupted, and False returned).  False if the thread was not at that
+ * call (nothing scheduled); TimeoutError if the signal was not taken in time.
+ * Private: kill() uses it on free-threaded builds, where no GIL keeps the
+ * thread at the call, and no frame of a running thread can be read. */
 PyObject *ti_inject_in_call(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 /* cancel(thread, /) -> bool */
 PyObject *ti_cancel(PyObject *module, PyObject *const *args, Py_ssize_t nargs);

@@ -74,6 +74,12 @@ int ti_call_parse(const char *fname, PyObject *const *args, ti_call *out);
  * scheduling there). */
 int ti_hold_in_call(long tid, const ti_call *call, ti_hold *hold);
 
+/* Keep the held thread held until ti_let_go(), however long that takes,
+ * instead of for what is left of 0.02 s: the caller is about to read its
+ * frames.  Returns 1, or 0 if the handler had already given up waiting (the
+ * thread has gone on: nothing of it may be read). */
+int ti_keep_held(const ti_hold *hold);
+
 /* Let the held thread go: its call returns as `call` said if `open`, else
  * with EINTR, for CPython to retry.  Returns 1, or 0 if the handler had
  * already given up waiting (the call returned EINTR). */

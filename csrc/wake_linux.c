@@ -64,8 +64,11 @@ typedef struct {
     atomic_uint gate;         /* holding: sequence << 2 | SHUT, OPEN or GIVEN_UP */
 } slot;
 
-/* The states of a slot's `gate` (ti_hold_in_call) */
-enum { SHUT = 0, OPEN = 1, GIVEN_UP = 2 };
+/* The states of a slot's `gate` (ti_hold_in_call): SHUT while the injector
+ * has yet to decide, for up to WAIT_NS; KEPT once the injector has said it
+ * is reading the thread's frames (ti_keep_held): the handler then waits for
+ * as long as that takes; OPEN or GIVEN_UP once it has decided. */
+enum { SHUT = 0, OPEN = 1, GIVEN_UP = 2, KEPT = 3 };
 
 /* How long the handler holds a thread at its call for the injector to open
  * the gate, and how long the injector waits for the signal to arrive.  The
@@ -189,6 +192,12 @@ hold_until_open(slot *s, unsigned int seq)
     (void)clock_gettime(CLOCK_MONOTONIC, &start);
     for (;;) {
         unsigned int gate = atomic_load_explicit(&s->gate, memory_order_acquire);
+        if (gate == (seq << 2 | KEPT)) {
+            /* no bound: the injector reads this thread's frames, which
+             * must not change until it is done */
+            (void)syscall(SYS_futex, (unsigned int *)&s->gate, FUTEX_WAIT_PRIVATE, gate, NULL, NULL, 0);
+            continue;
+        }
         if (gate != (seq << 2 | SHUT)) {
             return gate == (seq << 2 | OPEN);
         }
@@ -633,11 +642,23 @@ ti_hold_in_call(long tid, const ti_call *call, ti_hold *hold)
 }
 
 int
-ti_let_go(const ti_hold *hold, int open)
+ti_keep_held(const ti_hold *hold)
 {
     slot *s = (slot *)hold->slot;
     unsigned int shut = hold->seq << 2 | SHUT;
-    if (!atomic_compare_exchange_strong(&s->gate, &shut, hold->seq << 2 | (open ? OPEN : GIVEN_UP))) {
+    return atomic_compare_exchange_strong(&s->gate, &shut, hold->seq << 2 | KEPT);
+}
+
+int
+ti_let_go(const ti_hold *hold, int open)
+{
+    slot *s = (slot *)hold->slot;
+    unsigned int now = hold->seq << 2 | SHUT;
+    unsigned int decided = hold->seq << 2 | (open ? OPEN : GIVEN_UP);
+    /* from SHUT, unless the handler has given up; from KEPT, which only
+     * this side leaves */
+    if (!atomic_compare_exchange_strong(&s->gate, &now, decided)
+        && (now != (hold->seq << 2 | KEPT) || !atomic_compare_exchange_strong(&s->gate, &now, decided))) {
         return 0;
     }
     (void)syscall(SYS_futex, (unsigned int *)&s->gate, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);

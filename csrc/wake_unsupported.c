@@ -55,6 +55,12 @@ ti_hold_in_call(long Py_UNUSED(tid), const ti_call *Py_UNUSED(call), ti_hold *Py
 }
 
 int
+ti_keep_held(const ti_hold *Py_UNUSED(hold))
+{
+    return 0;   /* not reached */
+}
+
+int
 ti_let_go(const ti_hold *Py_UNUSED(hold), int Py_UNUSED(open))
 {
     return 0;   /* not reached */

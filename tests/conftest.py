@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import faulthandler
+import functools
 import os
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import pytest
 
 from threadinject import ThreadKilled, _backends, _frames, _syscalls, _wake
 from threadinject._kill import make_kill
-from threadinject._wake import make_wake, unsafe_to_land
+from threadinject._wake import inject_in_call, make_wake, unsafe_to_land
 
 # Bounds for CI, never timing claims.  THREADINJECT_TEST_SLOWDOWN scales them
 # for runs under a tool that slows everything down (nox -s valgrind: 40).
@@ -43,7 +44,7 @@ def api(request: pytest.FixtureRequest) -> SimpleNamespace:
         unsafe_to_land=unsafe,
         inject_if_at=backend._inject_if_at,
         kill=make_kill(backend.inject, backend.pending, backend.cancel, wake, unsafe,
-                       backend._inject_if_at),
+                       backend._inject_if_at, functools.partial(inject_in_call, core) if core else None),
     )
 
 

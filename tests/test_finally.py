@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import dis
 import threading
+import time
 
+import pytest
 from conftest import kill_each, lock_is_free
 
-from threadinject import ThreadKilled, _landing
+from threadinject import ThreadKilled, _frames, _landing, _syscalls
 
 
 def _cleanup():
@@ -45,6 +47,60 @@ def test_kill_never_skips_a_release_a_finally_block_has_ahead(api):
             ended.append(exc)
 
     kill_each(api, body, lock_is_free(lock), 30)
+
+
+def _needs_frames_at_calls(api):
+    if not _frames.READABLE and (api.name != "c" or not _syscalls.SUPPORTED):
+        pytest.skip("free-threaded: only the C backend's kill() reads a blocked thread's frames (while "
+                    "the wake signal's handler holds it: Linux x86-64/aarch64); the ctypes fallback wakes "
+                    "it and the kill lands in the block (README, Limits); runs on every GIL build")
+
+
+def test_kill_waits_for_a_thread_asleep_in_a_finally_block_before_its_release(api):
+    # Blocked in a system call there, the thread is woken by kill() only once
+    # judged: free-threaded builds read its frames while the wake signal's
+    # handler holds it at that call (_kill._JudgeAtCall); without that, the
+    # kill woke the sleep and landed in the block (3.13.15t, every time).
+    _needs_frames_at_calls(api)
+    lock = threading.Lock()
+
+    def body(ended, running):
+        try:
+            lock.acquire()
+            try:
+                running.set()
+            finally:
+                time.sleep(0.2)  # killed during this sleep
+                lock.release()
+            threading.Event().wait(60)  # ... and lands here (a wait every backend ends)
+        except ThreadKilled as exc:
+            ended.append(exc)
+
+    kill_each(api, body, lock_is_free(lock), 5)
+
+
+def test_kill_never_skips_a_release_a_finally_block_sleeps_before(api):
+    _needs_frames_at_calls(api)
+    lock = threading.Lock()
+
+    def body(ended, running):
+        try:
+            running.set()
+            while True:
+                lock.acquire()
+                try:
+                    pass
+                finally:
+                    time.sleep(0.001)  # where the thread spends half its time
+                    lock.release()
+                # and the other half: with a GIL, kill() sees the thread
+                # only where it lets the GIL go, and a thread that did so only
+                # in its finally block would never be found elsewhere
+                time.sleep(0.001)
+        except ThreadKilled as exc:
+            ended.append(exc)
+
+    kill_each(api, body, lock_is_free(lock), 20)
 
 
 class _SlowLock:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import threading
 import time
 import traceback
+from types import FrameType
+from typing import Callable
 
 import pytest
 from conftest import JOIN_TIMEOUT, SLOWDOWN
@@ -167,11 +169,12 @@ def test_a_thread_judged_running_is_held_at_the_call_it_was_seen_in(core, monkey
         withheld: _wake.Withheld | None = _judged_running(thread, _sleeping_call(thread))
         tried = []
 
-        def inject_in_call(thread: threading.Thread, exc: BaseException,
-                           call: _syscalls.Blocked, rewrite: bool = True) -> bool | None:
+        def inject_in_call(thread: threading.Thread, exc: BaseException, call: _syscalls.Blocked,
+                           rewrite: bool = True,
+                           judge: Callable[[FrameType], bool] | None = None) -> bool | None:
             # a call seen a while ago: interrupted, never given a fake result
             tried.append((call, rewrite))
-            return _wake.inject_in_call(core, thread, exc, call, rewrite)
+            return _wake.inject_in_call(core, thread, exc, call, rewrite, judge)
 
         killed = ThreadKilled()
         while withheld is not None:

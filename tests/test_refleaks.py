@@ -265,6 +265,14 @@ def test_held_injection_leaks_nothing():
     _syscalls.chosen_signal()  # installs the handler
     instance = Injected("held")
     held = [0]
+    judged = [0, 0]  # refusals, failures
+
+    def refuse(frame):
+        judged[0] += frame.f_code is not None  # read, not kept
+        return False
+
+    def fail(frame):
+        raise Injected("judge")
 
     def cycle():
         # held at the wait it sits in (or just re-entering it: then not
@@ -273,6 +281,16 @@ def test_held_injection_leaks_nothing():
             held[0] += 1
             assert core.cancel(target)
         assert not core._inject_in_call(target, instance, tid, 0, 0, 0, False, True)  # no such call
+        # judged while held: refused (let go, nothing scheduled), or the
+        # judge raising (the same, and its exception passed on)
+        assert not core._inject_in_call(target, instance, tid, waiting.ip, waiting.arg0, 0, False, False,
+                                        refuse)
+        try:
+            core._inject_in_call(target, instance, tid, waiting.ip, waiting.arg0, 0, False, False, fail)
+        except Injected:
+            judged[1] += 1
+        assert core.pending(target) is None
+        raises((TypeError,), core._inject_in_call, target, instance, tid, 0, 0, 0, False, False, "judge")
         raises((TypeError,), core._inject_in_call, target, instance, tid, 0, 0)
         raises((TypeError,), core._inject_in_call, target, "exc", tid, 0, 0, 0, False, True)
 
@@ -288,6 +306,7 @@ def test_held_injection_leaks_nothing():
     # with a GIL the target mostly waits for it (this thread runs the cycles)
     # after each interruption, not in its lock wait: held a few hundred times
     assert held[0] > 0, "never held: the scheduling path was not measured"
+    assert judged[0] > 0 and judged[1] > 0, f"judged {judged}: the judging path was not measured"
     assert before == after
     assert grown < LIMIT, f"{grown} bytes grew over {ROUNDS // 10} cycles"
 

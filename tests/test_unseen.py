@@ -209,7 +209,7 @@ def test_kill_keeps_an_exception_whose_call_it_ended() -> None:
         cancelled: list[threading.Thread] = []
 
         def inject_in_call(thread: threading.Thread, exc: BaseException, blocked: object,
-                           rewrite: bool = True) -> bool:
+                           rewrite: bool = True, judge: object = None) -> bool:
             scheduled.append(exc)
             return True  # as if held at the call and let go with its result rewritten
 

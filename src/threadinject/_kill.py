@@ -7,6 +7,7 @@ import math
 import sys
 import threading
 import time
+from types import FrameType
 from typing import Callable, Protocol
 
 from . import _frames, _monitor, _syscalls
@@ -24,6 +25,7 @@ from ._wake import (
     WakeStatus,
     Withheld,
     in_condition_wait,
+    may_land_in_call,
     pass_on_a_notification,
     rechecking_condition,
     still_as_seen,
@@ -407,11 +409,15 @@ class _Delivery:
             self._watch = self._watching.enter_context(_monitor.watching(self._thread.ident, ThreadKilled()))
 
 
+#: Whether an exception may land in a thread whose innermost frame is this
+_Judge = Callable[[FrameType], bool]
+
+
 class InjectInCallFn(Protocol):
     """_wake.inject_in_call() bound to the C module."""
 
     def __call__(self, thread: threading.Thread, exc: BaseException, blocked: _syscalls.Blocked,
-                 rewrite: bool = True) -> bool | None: ...
+                 rewrite: bool = True, judge: _Judge | None = None) -> bool | None: ...
 
 
 def _schedule_unseen(thread: threading.Thread, inject: InjectFn, pending: PendingFn, cancel: CancelFn,
@@ -465,17 +471,20 @@ def _schedule_claimed(thread: threading.Thread, inject: InjectFn, pending: Pendi
     """_schedule_unseen() once it has decided to schedule: None if the
     exception is left scheduled (or has landed), else why it was withdrawn."""
     if seen is not None and seen.blocked is not None and inject_in_call is not None:
-        held = _hold_and_inject(thread, killed, seen.blocked, inject_in_call)  # lands at that very call
+        # lands at that very call, if its frames allow
+        judge = _JudgeAtCall(seen.blocked)
+        held = _hold_and_inject(thread, killed, seen.blocked, inject_in_call, judge=judge)
         if held is not None:
-            return None if held else _afresh(thread, seen.blocked)
+            return None if held else _afresh(thread, seen.blocked, judge.refused)
     elif seen is None and previous is not None and previous.call is not None \
             and previous.tries < HELD_TRIES and inject_in_call is not None:
         # judged running, but seen in a system call since: held there, it
         # lands there, not after an acquire() it may be about to make (the
         # call interrupted, not ended: it was seen a while ago)
-        held = _hold_and_inject(thread, killed, previous.call, inject_in_call, rewrite=False)
+        judge = _JudgeAtCall(previous.call)
+        held = _hold_and_inject(thread, killed, previous.call, inject_in_call, rewrite=False, judge=judge)
         if held is not None:
-            return None if held else previous._replace(tries=previous.tries + 1)
+            return None if held else previous._replace(tries=previous.tries + 1, at_release=judge.refused)
     inject(thread, killed)
     if seen is not None:
         # Judged by the call it sleeps in: it must not have left that call
@@ -498,12 +507,35 @@ def _schedule_claimed(thread: threading.Thread, inject: InjectFn, pending: Pendi
     return None
 
 
+class _JudgeAtCall:
+    """The judge kill() gives inject_in_call() (_wake.may_land_in_call()),
+    which remembers whether it has refused: the thread was held in a
+    ``finally`` block before its release, say, rather than gone on.
+
+    No GIL keeps another thread's frames from being freed as they are read
+    (_frames.py), except that thread being held at its call meanwhile: this
+    is the one place free-threaded kill() reads them.  Without it, a thread
+    asleep in such a block was woken and killed there, its lock left held
+    (CI, 3.13t, stress_kill.py's "late release" workload)."""
+
+    def __init__(self, call: _syscalls.Blocked) -> None:
+        self.call = call
+        self.refused = False
+
+    def __call__(self, frame: FrameType) -> bool:
+        if may_land_in_call(frame, self.call):
+            return True
+        self.refused = True
+        return False
+
+
 def _hold_and_inject(thread: threading.Thread, killed: ThreadKilled, call: _syscalls.Blocked,
-                     inject_in_call: InjectInCallFn, rewrite: bool = True) -> bool | None:
+                     inject_in_call: InjectInCallFn, rewrite: bool = True,
+                     judge: _Judge | None = None) -> bool | None:
     """inject_in_call(), a thread that did not take the signal counting as
     one that has left the call (nothing was scheduled)."""
     try:
-        return inject_in_call(thread, killed, call, rewrite)
+        return inject_in_call(thread, killed, call, rewrite, judge)
     except TimeoutError:
         return False
 
@@ -521,12 +553,15 @@ def _running_since(thread: threading.Thread, previous: Withheld | None) -> Withh
         return Withheld(None, 0, 1)
 
 
-def _afresh(thread: threading.Thread, call: _syscalls.Blocked | None = None) -> Withheld | None:
+def _afresh(thread: threading.Thread, call: _syscalls.Blocked | None = None,
+            at_release: bool = False) -> Withheld | None:
     """What _schedule_unseen() says of a thread that left the call it was
-    judged in before the exception was there: withheld, to be judged afresh
-    as if just seen moving (None if it is exiting)."""
+    judged in before the exception was there, or was found at that call
+    where the exception must not land (`at_release`): withheld, to be judged
+    afresh as if just seen moving (None if it is exiting)."""
     try:
-        return Withheld(MOVING, *_syscalls.cpu_time(thread.native_id), call)  # type: ignore[arg-type]
+        return Withheld(MOVING, *_syscalls.cpu_time(thread.native_id), call,  # type: ignore[arg-type]
+                        at_release=at_release)
     except OSError:
         return None
 
@@ -578,10 +613,10 @@ def _kill_unseen(thread: threading.Thread, inject: InjectFn, pending: PendingFn,
         ended_call = False
 
         def held_at_call(thread: threading.Thread, exc: BaseException, blocked: _syscalls.Blocked,
-                         rewrite: bool = True) -> bool | None:
+                         rewrite: bool = True, judge: _Judge | None = None) -> bool | None:
             nonlocal ended_call
             assert inject_in_call is not None
-            held = inject_in_call(thread, exc, blocked, rewrite)
+            held = inject_in_call(thread, exc, blocked, rewrite, judge)
             ended_call = ended_call or bool(held and (rewrite or _syscalls.CPYTHON_RAISES_AFTER_EINTR))
             return held
 
@@ -615,7 +650,10 @@ def _kill_unseen(thread: threading.Thread, inject: InjectFn, pending: PendingFn,
                         _schedule_unseen(thread, inject, pending, cancel, killed, withheld, searched,
                                          inject_in_call, watch, last=True)
                 return
-            pause = min(pause * 2, 0.005 if status in _SOON else 0.1)
+            # a thread held where the exception must not land may stay
+            # there (asleep in its finally): each look interrupts its call
+            soon = status in _SOON and not (withheld is not None and withheld.at_release)
+            pause = min(pause * 2, 0.005 if soon else 0.1)
 
 
 def _join_a_while(thread: threading.Thread, deadline: float | None, pause: float) -> bool:

@@ -634,6 +634,10 @@ class Withheld(NamedTuple):
     acquire() (HELD_TRIES)."""
     tries: int = 0
     """How often kill() has tried to hold it there since it counted as running."""
+    at_release: bool = False
+    """Held at a system call, it was found in a ``finally`` block before its
+    release, or another place where the exception must not land
+    (may_land_in_call()): it may stay there a while."""
 
 
 #: How many times kill() tries to hold a thread judged running at the last
@@ -712,8 +716,20 @@ def withhold_unseen(thread: threading.Thread, withheld: Withheld | None,
     return Withheld(wait, cpu_ns, resolution_ns), None
 
 
+def may_land_in_call(frame: FrameType, blocked: _syscalls.Blocked) -> bool:
+    """Whether an exception may land at the system call `blocked` of the
+    thread whose innermost frame is `frame`, as it returns: not in
+    threading's or queue's own code but at their waits, nor in a ``finally``
+    block before its release (_lands_soundly()), nor in a watch callback
+    (_in_a_watch_callback_in_own_code()).  The judge free-threaded kill()
+    gives inject_in_call(): there `frame` is read while the thread is held
+    at that call, the one moment its frames can be read soundly."""
+    return not _in_a_watch_callback_in_own_code(frame) and _lands_soundly(frame, frame.f_lasti, blocked)
+
+
 def inject_in_call(core: ModuleType | None, thread: threading.Thread, exc: BaseException,
-                   blocked: _syscalls.Blocked, rewrite: bool = True) -> bool | None:
+                   blocked: _syscalls.Blocked, rewrite: bool = True,
+                   judge: Callable[[FrameType], bool] | None = None) -> bool | None:
     """Free-threaded kill(): schedule `exc` in `thread` while the wake
     signal's handler holds it at the system call `blocked`, then let it go
     with the call's result rewritten, as wake() would: the exception lands at
@@ -730,7 +746,12 @@ def inject_in_call(core: ModuleType | None, thread: threading.Thread, exc: BaseE
     thread may be in that same C library call made by other code by now,
     and no result is faked for it (the check that the interpreter made the
     call reads the stack `blocked` was seen with).  The exception lands as
-    the call returns, or wake() ends the call meanwhile."""
+    the call returns, or wake() ends the call meanwhile.
+
+    `judge`: schedule only if judge(frame) is true for the thread's innermost
+    frame, read while it is held (the C backend keeps it held for as long as
+    that takes); else it is let go, its call interrupted, and False returned.
+    The judge must keep no reference to the frame."""
     native_id = thread.native_id
     substitute = _syscalls.substitute_for(blocked.number)
     if (core is None or native_id is None or not core.WAKE_SUPPORTED or not _syscalls.SUPPORTED
@@ -744,7 +765,7 @@ def inject_in_call(core: ModuleType | None, thread: threading.Thread, exc: BaseE
         return False
     rewrite = rewrite and not _syscalls.CPYTHON_RAISES_AFTER_EINTR
     return bool(core._inject_in_call(thread, exc, native_id, blocked.ip, blocked.arg0, substitute.result,
-                                     substitute.zero_fdsets, rewrite))
+                                     substitute.zero_fdsets, rewrite, judge))
 
 
 def at_acquire_call(frame: FrameType, lasti: int) -> bool:
