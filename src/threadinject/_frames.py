@@ -16,7 +16,10 @@ locking 3.14 added, gh-131479, states that reading the line number or locals
 of a frame another thread is executing is still not thread-safe and "may crash
 the interpreter").  So on free-threaded builds threadinject reads no other
 thread's frame: innermost() and on_stack() answer None and False there, and
-each policy that needs a frame has a frame-free branch (README, Limits).
+each policy that needs a frame has a frame-free branch (README, Limits).  The
+one exception is a thread the wake signal's handler holds at a system call,
+which runs no code until let go: the C extension's _inject_in_call() reads
+its frames then, for kill() (_kill._JudgeAtCall).
 Which threads run Python code (the keys of ``sys._current_frames()``) is still
 read: that takes no frame apart.
 

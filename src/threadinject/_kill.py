@@ -580,7 +580,8 @@ def _join_waking_unseen(thread: threading.Thread, deadline: float | None, wake: 
     point where sys.monitoring allows (_monitor.py).  kill() schedules it
     only where it cannot land right after an acquire() returned True, as
     far as /proc tells (withhold_unseen()): into a thread it holds at a
-    system call, or one in a Condition wait, which wake() then ends; one it
+    system call, if the frames read while it is held allow (_JudgeAtCall),
+    or one in a Condition wait, which wake() then ends; one it
     finds in a lock wait after all is withdrawn again.  The thread runs on
     while all this is read (no GIL): README, Limits says what can still go
     wrong.
