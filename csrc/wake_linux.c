@@ -61,7 +61,7 @@ typedef struct {
     unsigned long guard_addr; /* 0, or a word that must hold guard_value */
     unsigned long guard_value;
     int hold;                 /* hold the thread at the call until `gate` opens */
-    atomic_uint gate;         /* holding: sequence << 2 | SHUT, OPEN or GIVEN_UP */
+    atomic_uint gate;         /* holding: sequence << 2 | SHUT, KEPT, OPEN or GIVEN_UP */
 } slot;
 
 /* The states of a slot's `gate` (ti_hold_in_call): SHUT while the injector
