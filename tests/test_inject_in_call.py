@@ -13,8 +13,6 @@ from __future__ import annotations
 import threading
 import time
 import traceback
-from types import FrameType
-from typing import Callable
 
 import pytest
 from conftest import JOIN_TIMEOUT, SLOWDOWN
@@ -171,7 +169,7 @@ def test_a_thread_judged_running_is_held_at_the_call_it_was_seen_in(core, monkey
 
         def inject_in_call(thread: threading.Thread, exc: BaseException, call: _syscalls.Blocked,
                            rewrite: bool = True,
-                           judge: Callable[[FrameType], bool] | None = None) -> bool | None:
+                           judge: _wake.Judge | None = None) -> bool | None:
             # a call seen a while ago: interrupted, never given a fake result
             tried.append((call, rewrite))
             return _wake.inject_in_call(core, thread, exc, call, rewrite, judge)

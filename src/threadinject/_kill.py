@@ -19,6 +19,7 @@ from ._wake import (
     MOVING,
     RUNNING,
     UNREAD,
+    Judge,
     Judgement,
     Seen,
     WakeFn,
@@ -409,15 +410,11 @@ class _Delivery:
             self._watch = self._watching.enter_context(_monitor.watching(self._thread.ident, ThreadKilled()))
 
 
-#: Whether an exception may land in a thread whose innermost frame is this
-_Judge = Callable[[FrameType], bool]
-
-
 class InjectInCallFn(Protocol):
     """_wake.inject_in_call() bound to the C module."""
 
     def __call__(self, thread: threading.Thread, exc: BaseException, blocked: _syscalls.Blocked,
-                 rewrite: bool = True, judge: _Judge | None = None) -> bool | None: ...
+                 rewrite: bool = True, judge: Judge | None = None) -> bool | None: ...
 
 
 def _schedule_unseen(thread: threading.Thread, inject: InjectFn, pending: PendingFn, cancel: CancelFn,
@@ -531,7 +528,7 @@ class _JudgeAtCall:
 
 def _hold_and_inject(thread: threading.Thread, killed: ThreadKilled, call: _syscalls.Blocked,
                      inject_in_call: InjectInCallFn, rewrite: bool = True,
-                     judge: _Judge | None = None) -> bool | None:
+                     judge: Judge | None = None) -> bool | None:
     """inject_in_call(), a thread that did not take the signal counting as
     one that has left the call (nothing was scheduled)."""
     try:
@@ -614,7 +611,7 @@ def _kill_unseen(thread: threading.Thread, inject: InjectFn, pending: PendingFn,
         ended_call = False
 
         def held_at_call(thread: threading.Thread, exc: BaseException, blocked: _syscalls.Blocked,
-                         rewrite: bool = True, judge: _Judge | None = None) -> bool | None:
+                         rewrite: bool = True, judge: Judge | None = None) -> bool | None:
             nonlocal ended_call
             assert inject_in_call is not None
             held = inject_in_call(thread, exc, blocked, rewrite, judge)

@@ -716,6 +716,11 @@ def withhold_unseen(thread: threading.Thread, withheld: Withheld | None,
     return Withheld(wait, cpu_ns, resolution_ns), None
 
 
+#: What inject_in_call() asks before it schedules: whether the exception may
+#: land in the held thread whose innermost frame this is
+Judge = Callable[[FrameType], bool]
+
+
 def may_land_in_call(frame: FrameType, blocked: _syscalls.Blocked) -> bool:
     """Whether an exception may land at the system call `blocked` of the
     thread whose innermost frame is `frame`, as it returns: not in
@@ -729,7 +734,7 @@ def may_land_in_call(frame: FrameType, blocked: _syscalls.Blocked) -> bool:
 
 def inject_in_call(core: ModuleType | None, thread: threading.Thread, exc: BaseException,
                    blocked: _syscalls.Blocked, rewrite: bool = True,
-                   judge: Callable[[FrameType], bool] | None = None) -> bool | None:
+                   judge: Judge | None = None) -> bool | None:
     """Free-threaded kill(): schedule `exc` in `thread` while the wake
     signal's handler holds it at the system call `blocked`, then let it go
     with the call's result rewritten, as wake() would: the exception lands at
