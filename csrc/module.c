@@ -49,6 +49,10 @@ static PyMethodDef core_methods[] = {
      "Private: pass one thread's call events to a Python callback (3.9-3.11)."},
     {"_untrace_thread", (PyCFunction)(void (*)(void))ti_untrace_thread, METH_FASTCALL,
      "Private: undo _trace_thread() if its trace function is still the thread's."},
+    {"_profile_releases", (PyCFunction)(void (*)(void))ti_profile_releases, METH_FASTCALL,
+     "Private: pass the returns of one thread's C release calls to a Python callback (3.9-3.11)."},
+    {"_unprofile_releases", (PyCFunction)(void (*)(void))ti_unprofile_releases, METH_FASTCALL,
+     "Private: undo _profile_releases() if its profile function is still the thread's."},
 #endif
     {NULL, NULL, 0, NULL},
 };

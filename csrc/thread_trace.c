@@ -1,4 +1,5 @@
-/* kill()'s watch on CPython 3.9-3.11: a trace function in the target only.
+/* kill()'s watch on CPython 3.9-3.11: a trace function (and a profile
+ * function) in the target only.
  *
  * From 3.12, kill() lets a thread it has long withheld its exception from
  * raise it itself, where its own frame says it may, through sys.monitoring
@@ -76,6 +77,39 @@ trampoline(PyObject *callback, PyFrameObject *frame, int what, PyObject *arg)
     return -1;
 }
 
+/* The profile function: `callback(frame)` as a C function named release or
+ * __exit__ (a lock's: by name, a filter for the callback, which judges)
+ * returns in `frame`; when it raises, this thread is profiled no more and the
+ * exception comes out of that call, the function having returned (ceval's
+ * C_TRACE drops its result, Python/ceval.c 3.9-3.11), where the trace
+ * function has no event: a loop whose only calls are C functions, in a
+ * `finally` block before its release (src/threadinject/_monitor.py).  Not
+ * while an exception is scheduled for the thread (see trampoline()). */
+static int
+release_return(PyObject *callback, PyFrameObject *frame, int what, PyObject *arg)
+{
+    if (what != PyTrace_C_RETURN || arg == NULL || !PyCFunction_Check(arg)
+        || PyThreadState_Get()->async_exc != NULL) {
+        return 0;
+    }
+    const char *name = ((PyCFunctionObject *)arg)->m_ml->ml_name;
+    if (strcmp(name, "release") != 0 && strcmp(name, "__exit__") != 0) {
+        return 0;
+    }
+    PyObject *result = PyObject_CallOneArg(callback, (PyObject *)frame);
+    if (result != NULL) {
+        Py_DECREF(result);
+        return 0;
+    }
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    if (_PyEval_SetProfile(PyThreadState_Get(), NULL, NULL) < 0) {
+        PyErr_Clear();
+    }
+    PyErr_Restore(type, value, traceback);
+    return -1;
+}
+
 /* The thread state of thread `ident` in this interpreter (borrowed), or NULL. */
 static PyThreadState *
 thread_state_of(unsigned long ident)
@@ -147,6 +181,40 @@ ti_untrace_thread(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         Py_RETURN_FALSE;
     }
     if (_PyEval_SetTrace(ts, NULL, NULL) < 0) {
+        return NULL;
+    }
+    Py_RETURN_TRUE;
+}
+
+PyObject *
+ti_profile_releases(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    PyThreadState *ts;
+    if (thread_state_of_args("_profile_releases", args, nargs, &ts) < 0) {
+        return NULL;
+    }
+    if (ts == NULL || ts->c_profilefunc != NULL) {
+        Py_RETURN_FALSE;
+    }
+    if (_PyEval_SetProfile(ts, release_return, args[1]) < 0) {
+        return NULL;
+    }
+    Py_RETURN_TRUE;
+}
+
+PyObject *
+ti_unprofile_releases(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    PyThreadState *ts;
+    if (thread_state_of_args("_unprofile_releases", args, nargs, &ts) < 0) {
+        return NULL;
+    }
+    if (ts == NULL || ts->c_profilefunc != release_return || ts->c_profileobj != args[1]) {
+        Py_RETURN_FALSE;
+    }
+    if (_PyEval_SetProfile(ts, NULL, NULL) < 0) {
         return NULL;
     }
     Py_RETURN_TRUE;

@@ -382,8 +382,25 @@ def test_thread_trace_leaks_nothing():
         raises((TypeError,), core._trace_thread, me)
         raises((TypeError,), core._untrace_thread, me, 1)
         raises((ValueError,), core._trace_thread, -1, callback)
+        # the profile function at C release calls' returns
+        lock = threading.Lock()
+        lock.acquire()
+        assert core._profile_releases(me, released)
+        try:
+            lock.release()
+        except Injected as exc:
+            exc.__traceback__ = None
+        else:
+            raise AssertionError("the callback's exception did not come out")
+        assert sys.getprofile() is None and not lock.locked()
+        assert core._profile_releases(other, released) and not core._profile_releases(other, released)
+        assert core._unprofile_releases(other, released) and not core._unprofile_releases(other, released)
+        raises((TypeError,), core._profile_releases, me, 1)
+
+    def released(frame):
+        raise instance
 
     with waiting_thread() as target:
         other = target.ident
-        before, after, grown = measure(cycle, ROUNDS, instance, callback, traced)
+        before, after, grown = measure(cycle, ROUNDS, instance, callback, traced, released)
     assert before == after and grown < LIMIT, (before, after, grown)

@@ -172,9 +172,37 @@ def test_the_trace_function_is_taken_away_when_the_watch_ends(spawn):
     assert target.caught is None
 
 
+def test_a_thread_with_a_profile_function_of_its_own_keeps_it(spawn):
+    # watched all the same (the trace function), but not at its releases
+    def own(frame, event, arg):
+        return None
+
+    profiles = []
+
+    def profiled(stop: threading.Event) -> None:
+        sys.setprofile(own)
+        try:
+            ready.set()
+            stop.wait(JOIN_TIMEOUT)
+            profiles.append(sys.getprofile())
+        finally:
+            sys.setprofile(None)
+
+    ready = threading.Event()
+    target = spawn(profiled)
+    assert ready.wait(JOIN_TIMEOUT)
+    with _monitor.watching(target.thread.ident, Raised()) as watch:
+        assert watch is not None and watch.claim()
+        assert not tracer._profile_releases(target.thread.ident, len)
+    target.stop.set()
+    target.join()
+    assert profiles == [own] and target.caught is None
+
+
 def test_trace_thread_checks_its_arguments():
     me = threading.get_ident()
-    for fn in (tracer._trace_thread, tracer._untrace_thread):
+    for fn in (tracer._trace_thread, tracer._untrace_thread, tracer._profile_releases,
+               tracer._unprofile_releases):
         with pytest.raises(TypeError, match="2 positional arguments"):
             fn(me)
         with pytest.raises(TypeError, match="'ident' must be an int"):
@@ -186,7 +214,9 @@ def test_trace_thread_checks_its_arguments():
         with pytest.raises(TypeError, match="'callback' must be callable"):
             fn(me, 1)
     assert tracer._untrace_thread(me, len) is False  # not traced by it
+    assert tracer._unprofile_releases(me, len) is False  # not profiled by it
     ended = threading.Thread(target=lambda: None)
     ended.start()
     ended.join(JOIN_TIMEOUT)
     assert tracer._trace_thread(ended.ident, len) is False  # no such thread
+    assert tracer._profile_releases(ended.ident, len) is False

@@ -44,7 +44,8 @@ from typing import Callable, NamedTuple
 from . import _frames
 
 __all__ = ["LANDS_AT_NEXT_CHECK", "at_unchecked_call", "before_finally_release", "entering_with",
-           "lands_inside_with", "next_checks", "skips_a_release", "unprotected_cleanup", "with_exits"]
+           "lands_inside_with", "next_checks", "release_calls", "released_soundly", "skips_a_release",
+           "unprotected_cleanup", "with_exits"]
 
 _WITH_ENTRY = {"SETUP_WITH", "BEFORE_WITH"}  # 3.9-3.10, 3.11-3.13
 
@@ -156,6 +157,9 @@ class _Releases(NamedTuple):
     """its release calls and with statements' exits, inline caches included"""
     last: int
     """the offset of its last release call; -1: none"""
+    after: dict[int, int]
+    """for each release call (the instruction's own offset): the offset of
+    the instruction after it"""
 
 
 _LEAVES = frozenset({"RETURN_VALUE", "RETURN_CONST", "RERAISE", "RAISE_VARARGS"})
@@ -228,7 +232,10 @@ def _releases(code: CodeType) -> _Releases:
     if len(_cleanup_cache) >= _CLEANUP_CACHED:
         _cleanup_cache.clear()
     last = made[calls[-1]] if calls else -1
-    found = _cleanup_cache[id(code)] = _Releases(code, frozenset(offsets), releases | with_exits(code), last)
+    every = releases | with_exits(code)
+    after = {instruction.offset: following.offset
+             for instruction, following in zip(instructions, instructions[1:]) if instruction.offset in every}
+    found = _cleanup_cache[id(code)] = _Releases(code, frozenset(offsets), every, last, after)
     return found
 
 
@@ -254,6 +261,25 @@ def skips_a_release(frame: FrameType, offset: int) -> bool:
         current = current.f_back
         position = current.f_lasti if current is not None else -1
     return False
+
+
+def release_calls(code: CodeType) -> frozenset[int]:
+    """Offsets of the calls of `code` that let a lock go: ``release()``
+    (by name: _frames.calls_naming()) and a with statement's exit, their
+    inline caches included."""
+    return _releases(code).calls
+
+
+def released_soundly(frame: FrameType, offset: int) -> bool:
+    """Whether `frame` may raise an exception as its call at `offset`
+    returns, that call being a C function's ``release()`` or ``__exit__``
+    (which has let its lock go): it is one of the code's release calls
+    (_releases()), and an exception coming out of it skips no release ahead,
+    in this frame (a later one in the same ``finally`` block) or further out
+    (skips_a_release() from the instruction after the call)."""
+    found = _releases(frame.f_code)
+    following = found.after.get(offset)
+    return following is not None and not skips_a_release(frame, following)
 
 
 # _checks_after()'s answers, by id(code) with the code itself (kept alive):

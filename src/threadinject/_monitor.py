@@ -25,6 +25,17 @@ any thread but the target:
   target: Python/ceval_macros.h, INSTRUMENTED_JUMP, 3.13), inside whatever
   ``try``/``with`` encloses the loop.
 
+* ``C_RETURN`` of a C function's ``release()`` or ``__exit__`` call
+  (GIL builds), in the code objects on the target's stack, as the watch
+  starts, that have a ``finally`` block with a release ahead (local
+  ``CALL`` events, which ``C_RETURN`` needs, asked for at release calls
+  only).  Raised there, the exception comes out of the call after it let
+  the lock go; only if no release is left ahead
+  (_landing.released_soundly()).  A loop whose one blocking call is in
+  such a block (``finally: time.sleep(0.001); lock.release()``) lets the
+  GIL go only there, where kill() must withhold, and was not killed where
+  loops' jumps are no raise point (3.9-3.13.0, up to 2026-11-28).
+
 Never in the code of threading, queue or threadinject's private modules,
 nor at the start of a function they call (their own lock protocols:
 Condition.wait between queueing its waiter and its ``try``, Queue.get
@@ -44,10 +55,13 @@ _landing.before_finally_release()).
 Before 3.12 there is no sys.monitoring: while a kill is under way the C
 extension sets a trace function in the target thread alone
 (csrc/thread_trace.c), whose "call" events apply the PY_START rule above
-(_on_call; a generator's resumption is no start).  It turns line events
-off: nothing raises at loops there (kill() judges those by frames, as it
-did before the watch), and it is not set in a thread that has a trace
-function of its own, nor without the C extension.
+(_on_call; a generator's resumption is no start), and a profile function
+whose returns of C release calls apply the C_RETURN rule above, in any
+code but threading's, queue's and threadinject's (_on_traced_release; not
+set in a thread that has a profile function of its own).  It turns line
+events off: nothing raises at loops there (kill() judges those by frames,
+as it did before the watch), and it is not set in a thread that has a
+trace function of its own, nor without the C extension.
 
 The callbacks tell sys.monitoring to stop calling them (DISABLE) at each
 place they never raise at: at forward jumps, at any jump in the files above
@@ -75,7 +89,9 @@ C call without detaching delays that, as it delays the garbage collector),
 and while a kill is under way every Python call and loop iteration of every
 thread runs a callback: the C extension's (csrc/monitor_filter.c), which
 returns at once unless the thread is watched, where it is loaded; these
-Python functions otherwise (benchmarks/bench_monitor.py).
+Python functions otherwise (benchmarks/bench_monitor.py).  The release
+calls of the code objects watched for C_RETURN run two Python callbacks
+in every thread that runs them.
 """
 
 from __future__ import annotations
@@ -371,6 +387,24 @@ def _on_call(frame: FrameType) -> None:
         _raise(watch)
 
 
+def _on_release_call(code: CodeType, offset: int, callable: object, arg0: object) -> object:
+    """CALL, in a code object whose release calls are watched
+    (_watch_releases()): needed for its C_RETURN events, asked for at its
+    release calls only."""
+    return None if offset in _landing.release_calls(code) else _monitoring.DISABLE
+
+
+def _on_release_return(code: CodeType, offset: int, callable: object, arg0: object) -> object:
+    """C_RETURN of a release call (_on_release_call()): raise as the call
+    returns, the lock let go, if no release is left ahead
+    (_landing.released_soundly()).  Never DISABLE (sys.monitoring does not
+    take it for C_RETURN: it would unregister the callback)."""
+    watch = _watched()
+    if watch is not None and _landing.released_soundly(sys._getframe(1), offset):  # 1: the calling frame
+        _raise(watch)
+    return None
+
+
 def _set_events(events: int) -> None:
     assert _tool is not None
     _monitoring.set_events(_tool, events)
@@ -406,6 +440,8 @@ def _register() -> bool:
         on_start, on_jump = _callbacks()
         _monitoring.register_callback(tool, _monitoring.events.PY_START, on_start)
         _monitoring.register_callback(tool, _monitoring.events.JUMP, on_jump)
+        _monitoring.register_callback(tool, _monitoring.events.CALL, _on_release_call)
+        _monitoring.register_callback(tool, _monitoring.events.C_RETURN, _on_release_return)
         _tool = tool
         return True
     return False
@@ -497,20 +533,72 @@ def _thread_tracer() -> Any:
     return core if hasattr(core, "_trace_thread") else None
 
 
+def _on_traced_release(frame: FrameType) -> None:
+    """The profile function of a thread kill() watches on 3.9-3.11
+    (csrc/thread_trace.c), as a C function named release or __exit__
+    returns in `frame`: _on_release_return()'s rule, in any code but
+    threading's, queue's and threadinject's."""
+    if _skipped(frame.f_code):
+        return
+    watch = _watched()
+    if watch is not None and _landing.released_soundly(frame, frame.f_lasti):
+        _raise(watch)
+
+
 def _trace(ident: int) -> bool:
-    """Set the thread's trace function (its first watch, under _setup);
-    False if this interpreter cannot, or the thread has a trace function of
-    its own."""
+    """Set the thread's trace function (its first watch, under _setup), and
+    its profile function unless it has one of its own (a profiler's); False
+    if this interpreter cannot, or the thread has a trace function of its
+    own."""
     tracer = _thread_tracer()
-    return tracer is not None and bool(tracer._trace_thread(ident, _on_call))
+    if tracer is None or not tracer._trace_thread(ident, _on_call):
+        return False
+    tracer._profile_releases(ident, _on_traced_release)
+    return True
 
 
 def _untrace(ident: int) -> None:
     """Undo _trace() (its last watch, under _setup), unless the thread took
-    it away itself as it raised."""
+    them away itself as it raised."""
     from . import _core  # it set the trace function (whatever the environment says now)
 
     _core._untrace_thread(ident, _on_call)
+    _core._unprofile_releases(ident, _on_traced_release)
+
+
+# by id(code), under _setup: the code objects whose release calls are
+# watched (local CALL events, for their C_RETURN), and by how many watches
+_releases_watched: dict[int, tuple[CodeType, int]] = {}
+
+
+def _finally_releases_on_stack(ident: int) -> list[CodeType]:
+    """The code objects of the thread's frames (GIL builds: none where
+    frames cannot be read) that have a ``finally`` block with a release
+    ahead (_landing.before_finally_release()), but not threading's, queue's
+    or threadinject's."""
+    codes = []
+    frame = _frames.innermost(ident)
+    while frame is not None:
+        code = frame.f_code
+        if not _skipped(code) and _landing.before_finally_release(code) and code not in codes:
+            codes.append(code)
+        frame = frame.f_back
+    return codes
+
+
+def _watch_releases(codes: list[CodeType], watched: bool) -> None:
+    """Watch the release calls of `codes` (or, `watched` False, stop one
+    watch of them), under _setup."""
+    assert _tool is not None
+    for code in codes:
+        _, count = _releases_watched.get(id(code), (code, 0))
+        count += 1 if watched else -1
+        if count == 0:
+            del _releases_watched[id(code)]
+        else:
+            _releases_watched[id(code)] = code, count
+        if count == int(watched):  # the first watch of it, or the last one gone
+            _monitoring.set_local_events(_tool, code, _monitoring.events.CALL if watched else 0)
 
 
 def covers_loops() -> bool:
@@ -536,6 +624,7 @@ def watching(ident: int | None, exc: BaseException) -> Iterator[Watch | None]:
     if ident is None or not (traced or _arm()):
         yield None
         return
+    releases = [] if traced else _finally_releases_on_stack(ident)
     with _setup:
         # kills of the same thread at once share one watch (and exception):
         # two would raise twice, the second maybe in the first's `finally`
@@ -547,6 +636,8 @@ def watching(ident: int | None, exc: BaseException) -> Iterator[Watch | None]:
             _kills[ident] = watch, sharing + 1
             if sharing == 0:
                 _watches[ident] = watch
+            if releases:
+                _watch_releases(releases, True)
     if watch is None:
         yield None
         return
@@ -561,5 +652,7 @@ def watching(ident: int | None, exc: BaseException) -> Iterator[Watch | None]:
                 _watches.pop(ident, None)
                 if traced:
                     _untrace(ident)
+            if releases:
+                _watch_releases(releases, False)
         if not traced:
             _disarm()
