@@ -12,22 +12,23 @@ threads are nearly always there:
   Event keep each other in the condition's lock wait.
 * A loop whose only call is in a ``finally`` before its release
   (``while True: lock.acquire(); try: ...; finally: log(); lock.release()``)
-  spends nearly all its time in that call.
+  spends nearly all its time in that call; one whose only call there is a
+  sleep ("sleep loop") lets the GIL go only in it, so kill() finds it
+  nowhere else.
 
-kill() lets the thread raise the kill itself at its next safe Python call or
-loop round once it has withheld it for _kill._WATCH_AFTER (_monitor.py:
-sys.monitoring from 3.12, whose loop rounds count where a probe finds that a
-raise there runs the loop's handlers; on 3.9-3.11 a trace function in that
-thread, calls only, which needs the C extension).
+kill() lets the thread raise the kill itself at its next safe Python call,
+loop round or return of a C release call once it has withheld it for
+_kill._WATCH_AFTER (_monitor.py: sys.monitoring from 3.12, whose loop rounds
+count where a probe finds that a raise there runs the loop's handlers; on
+3.9-3.11 a trace and a profile function in that thread, which need the C
+extension).
 Timed here in one process, interleaved: kills with the watch as shipped and
 with it turned off (_WATCH_AFTER infinite), of one poller, of each of two
-pollers of one Event, and of the release loop; a kill not done within LIMIT
+pollers of one Event, and of each loop; a kill not done within LIMIT
 seconds counts as LIMIT (the thread is then killed with the watch, not
-timed).  Afterwards the Event's and the loop's locks must be free.
-Reported: median and maximum per case, and the ratio of the medians; where
-the watch has no raise point in the release loop (no loop rounds watched),
-also what it adds to each of its rounds (_round_costs()).  Ratios only:
-machines are noisy.
+timed).  Afterwards the Event's and the loops' locks must be free.
+Reported: median and maximum per case, and the ratio of the medians.
+Ratios only: machines are noisy.
 """
 
 from __future__ import annotations
@@ -72,6 +73,20 @@ def _release_loop(lock: threading.Lock, running: threading.Barrier) -> None:
         pass
 
 
+def _sleep_loop(lock: threading.Lock, running: threading.Barrier) -> None:
+    try:
+        running.wait()
+        while True:
+            lock.acquire()
+            try:
+                pass
+            finally:
+                time.sleep(0.001)
+                lock.release()
+    except ThreadKilled:
+        pass
+
+
 def _kill_each(threads: list[threading.Thread], watch_after: float) -> list[float]:
     """Kill each of `threads` with _WATCH_AFTER = `watch_after`; its time each."""
     times = []
@@ -92,19 +107,20 @@ def _kill_each(threads: list[threading.Thread], watch_after: float) -> list[floa
 
 def _kill_workload(workload: str, watch_after: float) -> list[float]:
     """Start the threads of `workload` ("1 poller", "2 pollers" of one
-    Event, "release loop"), kill each; its time each."""
+    Event, "release loop", "sleep loop"), kill each; its time each."""
     count = 2 if workload == "2 pollers" else 1
     running = threading.Barrier(count + 1)
     lock = threading.Lock()
     event = threading.Event()
-    body, shared = (_release_loop, lock) if workload == "release loop" else (_poll, event)
+    loops = {"release loop": _release_loop, "sleep loop": _sleep_loop}
+    body, shared = (loops[workload], lock) if workload in loops else (_poll, event)
     threads = [threading.Thread(target=body, args=(shared, running), daemon=True) for _ in range(count)]
     for thread in threads:
         thread.start()
     running.wait()
     time.sleep(0.001)
     times = _kill_each(threads, watch_after)
-    held = lock if workload == "release loop" else event._cond._lock  # type: ignore[attr-defined]
+    held = lock if workload in loops else event._cond._lock  # type: ignore[attr-defined]
     if not held.acquire(False):
         raise SystemExit(f"a kill left the lock held ({workload})")
     held.release()
@@ -112,54 +128,6 @@ def _kill_workload(workload: str, watch_after: float) -> list[float]:
 
 
 WATCH_AFTER = _kill._WATCH_AFTER
-
-
-class _NeverRaised(BaseException):
-    pass
-
-
-def _round_costs(chunks: int = 40, per_chunk: int = 5000) -> tuple[float, float]:
-    """The release loop's round, in a thread not watched and then watched
-    (by a watch whose exception it never raises: its one call starts in the
-    finally, before the release): median seconds per round of each.  What
-    the watch adds to a round is time in which kill() finds the thread
-    where the kill must not land."""
-    costs: dict[bool, list[float]] = {False: [], True: []}
-    watched: list[bool] = [False]
-    stop: list[bool] = []  # not an Event: its is_set() would be a raise point
-    lock = threading.Lock()
-
-    def loop() -> None:
-        while not stop:
-            now = watched[0]
-            started = time.perf_counter()
-            for _ in range(per_chunk):
-                lock.acquire()
-                try:
-                    pass
-                finally:
-                    _cleanup()
-                    lock.release()
-            if watched[0] == now:  # not a chunk that changed sides
-                costs[now].append((time.perf_counter() - started) / per_chunk)
-
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
-    try:
-        while min(len(costs[False]), len(costs[True])) < chunks:
-            time.sleep(0.02)
-            with _monitor.watching(thread.ident, _NeverRaised()) as watch:
-                if watch is None:
-                    raise SystemExit("no watch here")
-                watched[0] = True
-                time.sleep(0.02)
-                watched[0] = False
-                if watch.raised:
-                    raise SystemExit("the watch raised in the release loop")
-    finally:
-        stop.append(True)
-        thread.join(30)
-    return statistics.median(costs[False]), statistics.median(costs[True])
 
 
 def main() -> int:
@@ -171,7 +139,7 @@ def main() -> int:
               "which is not used (THREADINJECT_PURE_PYTHON=1, or not built)")
         return 0
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 10
-    workloads = ("1 poller", "2 pollers", "release loop")
+    workloads = ("1 poller", "2 pollers", "release loop", "sleep loop")
     cases: dict[tuple[str, str], list[float]] = {
         (workload, name): [] for workload in workloads for name in ("watch", "no watch")}
     for _ in range(rounds):
@@ -188,10 +156,6 @@ def main() -> int:
     for workload in workloads:
         print(f"{workload}: median without the watch / with it = "
               f"{medians[workload, 'no watch'] / medians[workload, 'watch']:.1f}")
-    if not _monitor.covers_loops():  # where loop rounds are watched, the watch raises at this loop's
-        plain, watched = _round_costs()
-        print(f"release loop round: {plain * 1e9:.0f} ns, watched {watched * 1e9:.0f} ns "
-              f"({watched / plain:.1f}x; the watch offers it no raise point here)")
     return 0
 
 
