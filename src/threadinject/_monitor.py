@@ -580,7 +580,8 @@ def _finally_releases_on_stack(ident: int) -> list[CodeType]:
     frame = _frames.innermost(ident)
     while frame is not None:
         code = frame.f_code
-        if not _skipped(code) and _landing.before_finally_release(code) and code not in codes:
+        # by identity: code objects compare (and hash) by their whole contents
+        if not _skipped(code) and _landing.before_finally_release(code) and all(c is not code for c in codes):
             codes.append(code)
         frame = frame.f_back
     return codes
