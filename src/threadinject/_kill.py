@@ -10,7 +10,7 @@ import time
 from types import FrameType
 from typing import Callable, Protocol
 
-from . import _frames, _monitor, _syscalls
+from . import _frames, _monitor, _swallowed, _syscalls
 from ._errors import ThreadKilled, ThreadNotFoundError
 from ._locks import LockWait
 from ._types import CancelFn, InjectFn, InjectIfAtFn, KillFn, PendingFn, ThreadArg
@@ -308,6 +308,11 @@ def _join_waking(thread: threading.Thread, deadline: float | None, wake: WakeFn,
         while thread.is_alive():
             status = WakeStatus.NOT_BLOCKED
             running = False
+            if _swallowed.take(thread.ident):
+                # landed in a finalizer or weakref callback, which CPython
+                # reported and went on: judged and scheduled again
+                delivery.swallowed()
+                withheld_at = _position(thread)
             try:
                 if delivery.raised_by_thread():
                     pass  # on its way out: nothing is left to schedule or wake
@@ -394,6 +399,12 @@ class _Delivery:
         if self._watch is not None:
             self._watch.unclaim()
         return True
+
+    def swallowed(self) -> None:
+        """CPython swallowed the exception (_swallowed.py): the watch, if
+        any, may raise it again."""
+        if self._watch is not None:
+            _monitor.deliver_again(self._thread.ident, self._watch)  # type: ignore[arg-type]
 
     def withheld(self) -> None:
         """The exception is withheld from the thread: add the watch once
@@ -627,7 +638,13 @@ def _kill_unseen(thread: threading.Thread, inject: InjectFn, pending: PendingFn,
         while thread.is_alive():
             status = WakeStatus.NOT_BLOCKED
             try:
-                if withheld is not None:
+                if _swallowed.take(thread.ident):  # as in _join_waking()
+                    if watch is not None:
+                        _monitor.deliver_again(thread.ident, watch)  # type: ignore[arg-type]
+                    killed.__traceback__ = None
+                    ended_call = False
+                    withheld = schedule(None)
+                elif withheld is not None:
                     status = WakeStatus.UNSAFE_TO_LAND
                     withheld = schedule(withheld)
                 else:
@@ -698,6 +715,12 @@ def make_kill(inject: InjectFn, pending: PendingFn, cancel: CancelFn, wake: Wake
             raise ThreadKilled()
         if target is not None:
             _wait_until_in_run(target, deadline)
+        with _swallowed.expecting(ident):  # type: ignore[arg-type]
+            return kill_started(thread, target, ident, deadline)
+
+    def kill_started(thread: ThreadArg, target: threading.Thread | None, ident: object,
+                     deadline: float | None) -> bool:
+        """kill() once its arguments are checked and a Thread is in its run()."""
         if target is not None and not isinstance(target, threading._DummyThread) and not _frames.READABLE:
             _join_waking_unseen(target, deadline, wake, inject, pending, cancel, inject_in_call)
             return not target.is_alive()

@@ -109,7 +109,7 @@ from typing import Any, Callable
 
 from . import _backends, _frames, _landing
 
-__all__ = ["Watch", "covers_loops", "watching"]
+__all__ = ["Watch", "covers_loops", "deliver_again", "watching"]
 
 #: sys.monitoring tool ids threadinject may take, in this order: those that
 #: PEP 669 leaves unassigned (0-2 and 5 are the debugger's, coverage's, the
@@ -168,6 +168,12 @@ class Watch:
         without the lock, inline, by the callbacks' early exit, _watched();
         claim() and _take() ask again holding it)."""
         return self._claimed or self.exc.__traceback__ is not None
+
+    def _again(self) -> None:
+        """Its exception was swallowed (_swallowed.py): deliverable again."""
+        with self._lock:
+            self._claimed = self.raised = False
+            self.exc.__traceback__ = None
 
     def _take(self) -> bool:
         """In the target: whether to raise now.  Never waits for the lock
@@ -576,7 +582,7 @@ def _finally_releases_on_stack(ident: int) -> list[CodeType]:
     frames cannot be read) that have a ``finally`` block with a release
     ahead (_landing.before_finally_release()), but not threading's, queue's
     or threadinject's."""
-    codes = []
+    codes: list[CodeType] = []
     frame = _frames.innermost(ident)
     while frame is not None:
         code = frame.f_code
@@ -600,6 +606,22 @@ def _watch_releases(codes: list[CodeType], watched: bool) -> None:
             _releases_watched[id(code)] = code, count
         if count == int(watched):  # the first watch of it, or the last one gone
             _monitoring.set_local_events(_tool, code, _monitoring.events.CALL if watched else 0)
+
+
+def deliver_again(ident: int, watch: Watch) -> None:
+    """The thread `ident` did not get `watch`'s exception (CPython swallowed
+    it: _swallowed.py): let the watch raise it again, where it may (as
+    before: on 3.9-3.11 the trace and profile functions, which took
+    themselves away as they raised, are set again)."""
+    with _setup:
+        watch._again()
+        if _kills.get(ident, (None, 0))[0] is watch:
+            _watches[ident] = watch
+            if _monitoring is None:
+                tracer = _thread_tracer()
+                if tracer is not None:  # each False if still set
+                    tracer._trace_thread(ident, _on_call)
+                    tracer._profile_releases(ident, _on_traced_release)
 
 
 def covers_loops() -> bool:
