@@ -125,7 +125,7 @@ _monitoring: Any = getattr(sys, "monitoring", None)
 # the package (the demo's workers are its users' code)
 _PACKAGE_DIR = os.path.dirname(__file__)
 _PRIVATE_MODULES = ("__init__", "_backends", "_ctypes_backend", "_errors", "_frames", "_kill", "_landing",
-                    "_locks", "_monitor", "_sync_code", "_syscalls", "_types", "_wake")
+                    "_locks", "_monitor", "_swallowed", "_sync_code", "_syscalls", "_types", "_wake")
 _PRIVATE_FILES = frozenset(os.path.join(_PACKAGE_DIR, name + ".py") for name in _PRIVATE_MODULES)
 _SKIPPED_FILES = frozenset({threading.__file__, queue.__file__}) | _PRIVATE_FILES
 _RELEASING = _frames.RELEASING

@@ -48,7 +48,7 @@ def _hook(unraisable: Any) -> None:
             if ident in _expected:
                 _swallowed.add(ident)
                 return
-    (_replaced or sys.__unraisablehook__)(unraisable)
+    (sys.__unraisablehook__ if _replaced is None else _replaced)(unraisable)
 
 
 @contextlib.contextmanager
@@ -70,7 +70,7 @@ def expecting(ident: int) -> Iterator[None]:
                 _swallowed.discard(ident)
             if not _expected:
                 if sys.unraisablehook is _hook:
-                    sys.unraisablehook = _replaced or sys.__unraisablehook__
+                    sys.unraisablehook = sys.__unraisablehook__ if _replaced is None else _replaced
                 _replaced = None
 
 
