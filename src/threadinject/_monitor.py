@@ -11,8 +11,8 @@ next checks are safe: kill() adds the watch after it has withheld from such
 a thread for a while (_kill.py).  A thread can read its own frames safely,
 though, and ``sys.monitoring`` (PEP 669, 3.12+) calls a callback in the
 thread that runs the monitored code.  While a kill is under way this module
-enables two events for every thread, with callbacks that return at once in
-any thread but the target:
+enables two events for every thread (and a third for a few code objects),
+with callbacks that return at once in any thread but the target:
 
 * ``PY_START``: a Python function starts, called by a call instruction of a
   Python frame (not implicitly: an operator's dunder method, a finalizer,
