@@ -26,6 +26,35 @@
 
 #include <frameobject.h>
 
+/* Set thread `ts`'s trace function (`profile` 0) or profile function (1). */
+static int
+set_hook(int profile, PyThreadState *ts, Py_tracefunc func, PyObject *arg)
+{
+    return profile ? _PyEval_SetProfile(ts, func, arg) : _PyEval_SetTrace(ts, func, arg);
+}
+
+/* `callback(frame)`; 0, or -1 with its exception set and this thread's
+ * trace (`profile` 0) or profile function (1) taken away.  As
+ * sys.settrace()'s trampoline does (Python/sysmodule.c), but keeping the
+ * exception: an audit hook that refuses is answered by the watch ending,
+ * which takes the function away again (_untrace_thread, _unprofile_releases). */
+static int
+call_or_give_up(int profile, PyObject *callback, PyFrameObject *frame)
+{
+    PyObject *result = PyObject_CallOneArg(callback, (PyObject *)frame);
+    if (result != NULL) {
+        Py_DECREF(result);
+        return 0;
+    }
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    if (set_hook(profile, PyThreadState_Get(), NULL, NULL) < 0) {
+        PyErr_Clear();
+    }
+    PyErr_Restore(type, value, traceback);
+    return -1;
+}
+
 /* The trace function: `callback(frame)` at each call event (a Python
  * function starts, or a generator resumes); when it raises, this thread is
  * traced no more and the exception comes out of `frame` before its first
@@ -60,21 +89,7 @@ trampoline(PyObject *callback, PyFrameObject *frame, int what, PyObject *arg)
     if (what == PyTrace_LINE || PyThreadState_Get()->async_exc != NULL) {
         return 0;
     }
-    PyObject *result = PyObject_CallOneArg(callback, (PyObject *)frame);
-    if (result != NULL) {
-        Py_DECREF(result);
-        return 0;
-    }
-    /* As sys.settrace()'s trampoline does (Python/sysmodule.c), but keeping
-     * the exception: an audit hook that refuses is answered by the watch
-     * ending, which takes the trace function away again (_untrace_thread). */
-    PyObject *type, *value, *traceback;
-    PyErr_Fetch(&type, &value, &traceback);
-    if (_PyEval_SetTrace(PyThreadState_Get(), NULL, NULL) < 0) {
-        PyErr_Clear();
-    }
-    PyErr_Restore(type, value, traceback);
-    return -1;
+    return call_or_give_up(0, callback, frame);
 }
 
 /* The profile function: `callback(frame)` as a C function named release or
@@ -96,18 +111,7 @@ release_return(PyObject *callback, PyFrameObject *frame, int what, PyObject *arg
     if (strcmp(name, "release") != 0 && strcmp(name, "__exit__") != 0) {
         return 0;
     }
-    PyObject *result = PyObject_CallOneArg(callback, (PyObject *)frame);
-    if (result != NULL) {
-        Py_DECREF(result);
-        return 0;
-    }
-    PyObject *type, *value, *traceback;
-    PyErr_Fetch(&type, &value, &traceback);
-    if (_PyEval_SetProfile(PyThreadState_Get(), NULL, NULL) < 0) {
-        PyErr_Clear();
-    }
-    PyErr_Restore(type, value, traceback);
-    return -1;
+    return call_or_give_up(1, callback, frame);
 }
 
 /* The thread state of thread `ident` in this interpreter (borrowed), or NULL. */
@@ -152,72 +156,70 @@ thread_state_of_args(const char *fname, PyObject *const *args, Py_ssize_t nargs,
     return 0;
 }
 
+/* Set `func` with the callback args[1] as the trace (`profile` 0) or
+ * profile function (1) of the thread args[0], unless it has one: True, or
+ * False if there is no such thread or it has one. */
+static PyObject *
+hook_thread(const char *fname, int profile, Py_tracefunc func, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyThreadState *ts;
+    if (thread_state_of_args(fname, args, nargs, &ts) < 0) {
+        return NULL;
+    }
+    if (ts == NULL || (profile ? ts->c_profilefunc : ts->c_tracefunc) != NULL) {
+        Py_RETURN_FALSE;
+    }
+    if (set_hook(profile, ts, func, args[1]) < 0) {
+        return NULL;
+    }
+    Py_RETURN_TRUE;
+}
+
+/* Undo hook_thread(): True, or False if `func` with the callback args[1] is
+ * not that function of the thread args[0] (any more). */
+static PyObject *
+unhook_thread(const char *fname, int profile, Py_tracefunc func, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyThreadState *ts;
+    if (thread_state_of_args(fname, args, nargs, &ts) < 0) {
+        return NULL;
+    }
+    if (ts == NULL || (profile ? ts->c_profilefunc : ts->c_tracefunc) != func
+        || (profile ? ts->c_profileobj : ts->c_traceobj) != args[1]) {
+        Py_RETURN_FALSE;
+    }
+    if (set_hook(profile, ts, NULL, NULL) < 0) {
+        return NULL;
+    }
+    Py_RETURN_TRUE;
+}
+
 PyObject *
 ti_trace_thread(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
-    PyThreadState *ts;
-    if (thread_state_of_args("_trace_thread", args, nargs, &ts) < 0) {
-        return NULL;
-    }
-    if (ts == NULL || ts->c_tracefunc != NULL) {
-        Py_RETURN_FALSE;
-    }
-    if (_PyEval_SetTrace(ts, trampoline, args[1]) < 0) {
-        return NULL;
-    }
-    Py_RETURN_TRUE;
+    return hook_thread("_trace_thread", 0, trampoline, args, nargs);
 }
 
 PyObject *
 ti_untrace_thread(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
-    PyThreadState *ts;
-    if (thread_state_of_args("_untrace_thread", args, nargs, &ts) < 0) {
-        return NULL;
-    }
-    if (ts == NULL || ts->c_tracefunc != trampoline || ts->c_traceobj != args[1]) {
-        Py_RETURN_FALSE;
-    }
-    if (_PyEval_SetTrace(ts, NULL, NULL) < 0) {
-        return NULL;
-    }
-    Py_RETURN_TRUE;
+    return unhook_thread("_untrace_thread", 0, trampoline, args, nargs);
 }
 
 PyObject *
 ti_profile_releases(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
-    PyThreadState *ts;
-    if (thread_state_of_args("_profile_releases", args, nargs, &ts) < 0) {
-        return NULL;
-    }
-    if (ts == NULL || ts->c_profilefunc != NULL) {
-        Py_RETURN_FALSE;
-    }
-    if (_PyEval_SetProfile(ts, release_return, args[1]) < 0) {
-        return NULL;
-    }
-    Py_RETURN_TRUE;
+    return hook_thread("_profile_releases", 1, release_return, args, nargs);
 }
 
 PyObject *
 ti_unprofile_releases(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
-    PyThreadState *ts;
-    if (thread_state_of_args("_unprofile_releases", args, nargs, &ts) < 0) {
-        return NULL;
-    }
-    if (ts == NULL || ts->c_profilefunc != release_return || ts->c_profileobj != args[1]) {
-        Py_RETURN_FALSE;
-    }
-    if (_PyEval_SetProfile(ts, NULL, NULL) < 0) {
-        return NULL;
-    }
-    Py_RETURN_TRUE;
+    return unhook_thread("_unprofile_releases", 1, release_return, args, nargs);
 }
 
 #endif /* TI_THREAD_TRACE */
