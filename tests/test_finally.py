@@ -16,6 +16,7 @@ builds let the thread raise it only outside them (_monitor.py).
 from __future__ import annotations
 
 import dis
+import functools
 import sys
 import threading
 import time
@@ -31,8 +32,9 @@ def _cleanup():
         pass
 
 
-def test_kill_never_skips_a_release_a_finally_block_has_ahead(api):
-    lock = threading.Lock()
+def _release_loop(lock, in_finally):
+    """A kill_each() body: `lock` taken round after round and released in a
+    ``finally`` block that calls `in_finally()` before the release."""
 
     def body(ended, running):
         try:
@@ -42,12 +44,17 @@ def test_kill_never_skips_a_release_a_finally_block_has_ahead(api):
                 try:
                     pass
                 finally:
-                    _cleanup()
+                    in_finally()
                     lock.release()
         except ThreadKilled as exc:
             ended.append(exc)
 
-    kill_each(api, body, lock_is_free(lock), 30)
+    return body
+
+
+def test_kill_never_skips_a_release_a_finally_block_has_ahead(api):
+    lock = threading.Lock()
+    kill_each(api, _release_loop(lock, _cleanup), lock_is_free(lock), 30)
 
 
 def _needs_frames_at_calls(api):
@@ -94,9 +101,9 @@ def test_kill_never_skips_a_release_a_finally_block_sleeps_before(api):
                 finally:
                     time.sleep(0.001)  # where the thread spends half its time
                     lock.release()
-                # and the other half: with a GIL, kill() sees the thread
-                # only where it lets the GIL go, and a thread that did so only
-                # in its finally block would never be found elsewhere
+                # and the other half, where kill() may wake it (with a GIL
+                # it sees the thread only where it lets the GIL go; one that
+                # does so only in its finally block is the next test's)
                 time.sleep(0.001)
         except ThreadKilled as exc:
             ended.append(exc)
@@ -115,21 +122,7 @@ def test_kill_ends_a_loop_whose_one_blocking_call_sleeps_in_its_finally_before_t
         pytest.skip("3.9-3.11 without the C extension: no watch, so kill() returns False here (README, "
                     "Limits); runs in every other session")
     lock = threading.Lock()
-
-    def body(ended, running):
-        try:
-            running.set()
-            while True:
-                lock.acquire()
-                try:
-                    pass
-                finally:
-                    time.sleep(0.001)
-                    lock.release()
-        except ThreadKilled as exc:
-            ended.append(exc)
-
-    kill_each(api, body, lock_is_free(lock), 10)
+    kill_each(api, _release_loop(lock, functools.partial(time.sleep, 0.001)), lock_is_free(lock), 10)
 
 
 class _SlowLock:
