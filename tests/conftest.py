@@ -15,7 +15,7 @@ from typing import Callable
 
 import pytest
 
-from threadinject import ThreadKilled, _backends, _frames, _syscalls, _wake
+from threadinject import ThreadKilled, _backends, _frames, _monitor, _syscalls, _wake
 from threadinject._kill import make_kill
 from threadinject._wake import inject_in_call, make_wake, unsafe_to_land
 
@@ -192,6 +192,30 @@ def _queued_in_a_condition(thread: threading.Thread) -> bool:
     except OSError:
         return False
     return blocked is not None and _wake.in_condition_wait(blocked)
+
+
+def wait_until(condition: Callable[[], object], what: str) -> None:
+    """Poll `condition` until it is true, for JOIN_TIMEOUT at most (`what`:
+    the failure's message)."""
+    deadline = time.monotonic() + JOIN_TIMEOUT
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.001)
+
+
+def watched_until_ended(spawn: Callable[[Callable[[threading.Event], object]], Target],
+                        body: Callable[[threading.Event], object], exc: BaseException,
+                        ready: Callable[[], object] | None = None) -> tuple[BaseException | None, object]:
+    """Run `body` in a spawned thread, wait until ready() if given, and
+    watch it (_monitor.watching(), raising `exc`) until it has ended; the
+    exception it ended with, and the watch (None: not watched)."""
+    target = spawn(body)
+    if ready is not None:
+        wait_until(ready, "the thread never got ready to be watched")
+    with _monitor.watching(target.thread.ident, exc) as watch:
+        target.thread.join(JOIN_TIMEOUT)
+    assert not target.thread.is_alive(), "not raised in the thread"
+    return target.caught, watch
 
 
 def wait_until_waiting(thread: threading.Thread) -> None:

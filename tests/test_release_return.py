@@ -21,7 +21,7 @@ import time
 import traceback
 
 import pytest
-from conftest import JOIN_TIMEOUT
+from conftest import wait_until, watched_until_ended
 
 from threadinject import _frames, _landing, _monitor
 
@@ -54,15 +54,6 @@ def no_jumps(monkeypatch):
         monkeypatch.setattr(_monitor, "_events", sys.monitoring.events.PY_START)  # type: ignore[attr-defined]
 
 
-def _watched_until_ended(spawn, body) -> tuple[BaseException | None, object]:
-    target = spawn(body)
-    time.sleep(0.005)  # inside the loop (its frame, whose code is watched)
-    with _monitor.watching(target.thread.ident, Raised()) as watch:
-        target.thread.join(JOIN_TIMEOUT)
-    assert not target.thread.is_alive(), "not raised in the thread"
-    return target.caught, watch
-
-
 def _raised_by(exc: BaseException | None) -> set[str]:
     assert isinstance(exc, Raised), repr(exc)
     return _CALLBACKS & {entry.name for entry in traceback.extract_tb(exc.__traceback__)}
@@ -71,24 +62,25 @@ def _raised_by(exc: BaseException | None) -> set[str]:
 def test_a_watched_thread_raises_as_its_release_in_a_finally_block_returns(spawn, no_jumps):
     lock = threading.Lock()
     rounds = []
+    ended = []
 
     def loop(stop: threading.Event) -> None:
-        n = 0
         try:
             while not stop._flag:  # type: ignore[attr-defined]  # no Python call: stop.is_set() is one
                 lock.acquire()
                 try:
-                    n += 1
+                    rounds.append(None)
                 finally:
                     time.sleep(0.001)
                     lock.release()
         finally:
-            rounds.append(n)
+            ended.append(len(rounds))
 
-    caught, watch = _watched_until_ended(spawn, loop)
+    # watched once inside the loop (its frame's code is the one watched)
+    caught, watch = watched_until_ended(spawn, loop, Raised(), lambda: rounds)
     assert watch is not None and watch.raised
     assert _raised_by(caught)
-    assert rounds and not lock.locked()
+    assert ended and not lock.locked()
 
 
 def test_never_raised_as_a_release_returns_with_another_release_ahead(spawn, no_jumps):
@@ -109,7 +101,8 @@ def test_never_raised_as_a_release_returns_with_another_release_ahead(spawn, no_
                 second.release()
 
     for _ in range(5):
-        caught, _ = _watched_until_ended(spawn, loop)
+        rounds = len(at_first)
+        caught, _ = watched_until_ended(spawn, loop, Raised(), lambda: len(at_first) > rounds)
         assert _raised_by(caught)
         assert not first.locked()
         assert second.acquire(False), "the RLock was left held"
@@ -146,33 +139,35 @@ def test_released_soundly_only_at_the_last_release_a_finally_block_has():
 
 def test_the_release_calls_are_watched_only_while_a_kill_is(spawn, no_jumps):
     lock = threading.Lock()
-    profiles = set()  # the thread's profile functions, as it saw them round after round
+    profiles = []  # the thread's profile function, as it saw it round after round
     after = []
 
     def loop(stop: threading.Event) -> None:
         while not stop._flag:  # type: ignore[attr-defined]
             lock.acquire()
             try:
-                profiles.add(sys.getprofile())
+                profiles.append(sys.getprofile())
             finally:
                 time.sleep(0.001)
                 lock.release()
         after.append(sys.getprofile())
 
     target = spawn(loop)
-    time.sleep(0.005)
+    wait_until(lambda: profiles, "the thread never went round its loop")
     with _monitor.watching(target.thread.ident, Raised()) as watch:
         assert watch is not None and watch.claim()  # as kill() does before it schedules: no raise
         if sys.version_info >= (3, 12):
             monitoring = sys.monitoring  # type: ignore[attr-defined]
             assert monitoring.get_local_events(_monitor._tool, loop.__code__) == monitoring.events.CALL
-        time.sleep(0.02)  # watched rounds
+        rounds = len(profiles)
+        wait_until(lambda: len(profiles) > rounds + 1, "no round watched")  # one begun before, one whole
+    profiles_seen = set(profiles)
     if sys.version_info >= (3, 12):
         assert sys.monitoring.get_local_events(_monitor._tool, loop.__code__) == 0  # type: ignore[attr-defined]
         assert not _monitor._releases_watched
-        assert profiles == {None}
+        assert profiles_seen == {None}
     else:  # the C extension's profile function, while watched (CPython reports its callback)
-        assert profiles == {None, _monitor._on_traced_release}
+        assert profiles_seen == {None, _monitor._on_traced_release}
     target.stop.set()
     target.join()
     assert target.caught is None and after == [None]

@@ -21,10 +21,9 @@ import linecache
 import os
 import queue
 import threading
-import time
 
 import pytest
-from conftest import JOIN_TIMEOUT
+from conftest import JOIN_TIMEOUT, wait_until
 
 from threadinject import ThreadKilled, _frames
 from threadinject._kill import make_kill
@@ -44,13 +43,6 @@ def _counting_kill(api):
         return api.unsafe_to_land(thread)
 
     return make_kill(api.inject, api.pending, api.cancel, api.wake, unsafe, api.inject_if_at), judged
-
-
-def _wait_until(condition, what):
-    deadline = time.monotonic() + JOIN_TIMEOUT
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.001)
 
 
 def _at_line(thread, code, text):
@@ -73,14 +65,14 @@ def _kill_held(api, spawn, body, held_at, let_go):
     """Start `body`, wait until held_at(thread), kill it from another thread,
     let it go once kill() has judged it three times; the ended target."""
     target = spawn(body)
-    _wait_until(lambda: held_at(target.thread), "the thread did not reach the held call")
+    wait_until(lambda: held_at(target.thread), "the thread did not reach the held call")
     kill, judged = _counting_kill(api)
     result = []
     killer = threading.Thread(target=lambda: result.append(kill(target.thread, JOIN_TIMEOUT)))
     killer.start()
     try:
         # (or kill() has ended it already: the checks below say where it landed)
-        _wait_until(lambda: len(judged) >= 3 or not killer.is_alive(), "kill() did not judge the thread")
+        wait_until(lambda: len(judged) >= 3 or not killer.is_alive(), "kill() did not judge the thread")
     finally:
         let_go()
         killer.join(JOIN_TIMEOUT)

@@ -14,7 +14,7 @@ import threading
 import traceback
 
 import pytest
-from conftest import JOIN_TIMEOUT
+from conftest import JOIN_TIMEOUT, watched_until_ended
 
 from threadinject import _monitor
 
@@ -37,16 +37,6 @@ def _raised_by_trace(exc: BaseException | None) -> bool:
     return "_on_call" in [entry.name for entry in traceback.extract_tb(exc.__traceback__)]
 
 
-def _watched_until_ended(spawn, body) -> tuple[BaseException | None, object]:
-    """Run `body` in a thread and watch it until it has ended; the
-    exception it ended with, and the watch (None: not watched)."""
-    target = spawn(body)
-    with _monitor.watching(target.thread.ident, Raised()) as watch:
-        target.thread.join(JOIN_TIMEOUT)
-    assert not target.thread.is_alive()
-    return target.caught, watch
-
-
 def test_a_traced_thread_raises_as_a_function_it_calls_starts_inside_its_handlers(spawn):
     ran = []
 
@@ -58,7 +48,7 @@ def test_a_traced_thread_raises_as_a_function_it_calls_starts_inside_its_handler
         finally:
             ran.append(n)
 
-    caught, watch = _watched_until_ended(spawn, loop)
+    caught, watch = watched_until_ended(spawn, loop, Raised())
     assert watch is not None and watch.raised
     assert _raised_by_trace(caught)
     in_loop = [entry.line for entry in traceback.extract_tb(caught.__traceback__) if entry.name == "loop"]
@@ -89,7 +79,7 @@ def test_a_traced_thread_in_a_c_loop_raises_as_a_python_function_starts(spawn):
     def running_key(stop: threading.Event) -> None:
         max(range(10**15), key=lambda n: -n)
 
-    caught, _ = _watched_until_ended(spawn, running_key)
+    caught, _ = watched_until_ended(spawn, running_key, Raised())
     assert _raised_by_trace(caught)
 
 
